@@ -1,0 +1,25 @@
+import { z } from 'zod';
+
+/**
+ * Schema pieces for values that SSM stores as strings. They transform rather
+ * than coerce blindly so a typo ("ture", "5m") fails with the parameter's name.
+ */
+
+/** An integer stored as a String parameter, within bounds. */
+export function integerString(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^-?\d+$/, 'must be an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+}
+
+/** `true` / `false` stored as a String parameter. */
+export const booleanString = z
+  .enum(['true', 'false'], { message: 'must be true or false' })
+  .transform((v) => v === 'true');
+
+/** A StringList parameter (already split by the loader); a plain String is accepted as a one-item list. */
+export const stringList = z
+  .union([z.array(z.string()), z.string()])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean));

