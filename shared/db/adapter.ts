@@ -1,0 +1,49 @@
+import type { Logger } from '../log';
+import type { TlsMode } from './tls';
+
+/** Everything needed to log in to a database for rotation. */
+export interface DatabaseLogin {
+  host: string;
+  port: number;
+  username: string;
+  password: string;
+  dbname?: string;
+  tls: TlsMode;
+}
+
+/** The account a session is logged in as. `host` is the MySQL account host (`'%'`, `'10.0.%'`, ...). */
+export interface AccountRef {
+  name: string;
+  host?: string;
+}
+
+/** One logged-in connection, with the few operations rotation needs. */
+export interface DatabaseSession {
+  /** The exact account the server authenticated (MySQL: user and host pattern). */
+  account(): Promise<AccountRef>;
+  /** Runs a trivial query. */
+  check(): Promise<void>;
+  /** The logged-in user changes its own password; needs no user-management privilege. */
+  setOwnPassword(password: string): Promise<void>;
+  /**
+   * Run as the master user: makes `pending` exist with `password` and the
+   * privileges of `current` (the account that logs in today), where `original`
+   * is the base user of the alternating pair.
+   */
+  provisionAlternateUser(options: {
+    original: string;
+    current: AccountRef;
+    pending: string;
+    password: string;
+  }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What rotation knows about one engine family; the state machine sees nothing else. */
+export interface RotationAdapter {
+  readonly family: 'mysql' | 'postgres';
+  readonly defaultPort: number;
+  /** Characters the official rotation functions exclude from generated passwords. */
+  readonly defaultExcludeCharacters: string;
+  open(login: DatabaseLogin, options: { logger?: Logger; purpose: string }): Promise<DatabaseSession>;
+}

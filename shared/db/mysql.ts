@@ -1,0 +1,118 @@
+import type mysql from 'mysql2/promise';
+import { DatabaseError } from '../errors';
+import { registerSecret, scrubString } from '../log';
+import type { AccountRef, DatabaseLogin, DatabaseSession, RotationAdapter } from './adapter';
+import { classify, connectMysql } from './connect';
+import {
+  accountName,
+  assertUsernameFits,
+  createUserStatement,
+  detectMysqlServer,
+  type MysqlAccount,
+  type MysqlServer,
+  rewriteGrant,
+  setOwnPasswordStatement,
+  setPasswordStatement,
+} from './mysql-dialect';
+import { mysqlNativePasswordHash } from './password-hash';
+
+/** MySQL, MariaDB and Aurora MySQL. */
+export const mysqlAdapter: RotationAdapter = {
+  family: 'mysql',
+  defaultPort: 3306,
+  defaultExcludeCharacters: '/@"\'\\',
+  async open(login, options) {
+    const target = {
+      host: login.host,
+      port: login.port,
+      user: login.username,
+      password: login.password,
+      database: login.dbname,
+      tls: login.tls,
+    };
+    const connection = await connectMysql(target, {}, options);
+    try {
+      const [rows] = await connection.query(
+        'SELECT VERSION() AS version, @@version_comment AS comment, @@sql_mode AS sqlMode, CURRENT_USER() AS account',
+      );
+      const row = (rows as Array<Record<string, string>>)[0] ?? {};
+      const server = detectMysqlServer(row.version ?? '', row.comment ?? '', row.sqlMode ?? '');
+      return new MysqlSession(connection, server, splitAccount(row.account ?? ''), login, options.purpose);
+    } catch (error) {
+      await connection.end().catch(() => {});
+      throw classify(error, target, options);
+    }
+  },
+};
+
+class MysqlSession implements DatabaseSession {
+  constructor(
+    private readonly connection: mysql.Connection,
+    private readonly server: MysqlServer,
+    private readonly self: MysqlAccount,
+    private readonly login: DatabaseLogin,
+    private readonly purpose: string,
+  ) {}
+
+  async account(): Promise<AccountRef> {
+    return { ...this.self };
+  }
+
+  async check(): Promise<void> {
+    await this.run('SELECT 1');
+  }
+
+  async setOwnPassword(password: string): Promise<void> {
+    await this.run(setOwnPasswordStatement(this.server, password), password);
+  }
+
+  async provisionAlternateUser(options: {
+    current: AccountRef;
+    pending: string;
+    password: string;
+  }): Promise<void> {
+    const current: MysqlAccount = { name: options.current.name, host: options.current.host ?? '%' };
+    // The pending account lives on the same host pattern as the one it alternates with.
+    const pending: MysqlAccount = { name: options.pending, host: current.host };
+    assertUsernameFits(this.server, pending.name);
+    const grants = await this.run(`SHOW GRANTS FOR ${accountName(this.server, current)}`);
+    await this.run(createUserStatement(this.server, pending, options.password), options.password);
+    await this.run(setPasswordStatement(this.server, pending, options.password), options.password);
+    for (const row of grants as Array<Record<string, string>>) {
+      const line = Object.values(row)[0] ?? '';
+      const replayed = rewriteGrant(line, current, pending, this.server);
+      if (replayed) await this.run(replayed);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.connection.end().catch(() => {});
+  }
+
+  /**
+   * Runs one statement. A failure is re-raised without the statement text or the
+   * driver's message verbatim: both may hold the new password or its hash.
+   */
+  private async run(sql: string, password?: string): Promise<unknown> {
+    const sensitive = password ? [password, mysqlNativePasswordHash(password)] : [];
+    registerSecret(...sensitive);
+    try {
+      const [rows] = await this.connection.query(sql);
+      return rows;
+    } catch (error) {
+      const e = error as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+      let reason = scrubString(e.sqlMessage ?? e.message ?? 'unknown error');
+      for (const value of sensitive) reason = reason.split(value).join('<redacted>');
+      const where = `${this.login.username}@${this.login.host}:${this.login.port} (${this.purpose})`;
+      throw new DatabaseError(`Statement failed for ${where}: ${e.code ?? ''} ${reason}`.trim(), {
+        cause: { code: e.code, errno: e.errno },
+      });
+    }
+  }
+}
+
+/** CURRENT_USER() answers `name@host`; the host part never holds '@', the name may. */
+function splitAccount(value: string): MysqlAccount {
+  const at = value.lastIndexOf('@');
+  return at < 0 ? { name: value, host: '%' } : { name: value.slice(0, at), host: value.slice(at + 1) };
+}

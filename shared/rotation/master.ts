@@ -1,0 +1,116 @@
+import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DatabaseLogin, RotationAdapter } from '../db/adapter';
+import { adapterFor } from '../db/adapters';
+import { tlsModeFrom } from '../db/tls';
+import { RotationStateError, SecretFormatError } from '../errors';
+import { type DatabaseSecret, parseMasterSecret } from '../secret';
+import { describeSecret } from './versions';
+
+export const RDS_INSTANCE_TAG = 'aws:rds:primarydbinstancearn';
+export const RDS_CLUSTER_TAG = 'aws:rds:primarydbclusterarn';
+
+/** Where a database lives according to the RDS API. */
+export interface RdsEndpoint {
+  host: string;
+  port: number;
+  engine: string;
+}
+
+/**
+ * The master user's login for an alternating-users rotation. A master secret that
+ * holds only username and password (RDS-managed) gets host, port and engine from
+ * the RDS API through its primary-instance or primary-cluster tag. The master must
+ * serve the same host and engine family as the secret being rotated: a secret
+ * pointing its `masterarn` at another database must not borrow that master.
+ */
+export async function resolveMasterLogin(options: {
+  secretsManager: SecretsManagerClient;
+  rds: RDSClient;
+  current: DatabaseSecret;
+  adapter: RotationAdapter;
+}): Promise<DatabaseLogin> {
+  const { current, adapter } = options;
+  const masterArn = current.masterarn as string;
+  let text: string | undefined;
+  try {
+    const response = await options.secretsManager.send(new GetSecretValueCommand({ SecretId: masterArn }));
+    text = response.SecretString;
+  } catch (error) {
+    throw new RotationStateError(`Could not read master secret ${masterArn}: ${(error as Error).name}`, {
+      cause: error,
+    });
+  }
+  const master = parseMasterSecret(text, `master ${masterArn}`);
+  const where: RdsEndpoint = master.host
+    ? {
+        host: master.host,
+        port: master.port ?? adapter.defaultPort,
+        engine: master.engine ?? current.engine,
+      }
+    : await rdsEndpointOf(options.secretsManager, options.rds, masterArn);
+  if (adapterFor(where.engine) !== adapter) {
+    throw new SecretFormatError(
+      `Master secret ${masterArn} is for engine "${where.engine}", not the family of "${current.engine}"`,
+    );
+  }
+  if (where.host.toLowerCase() !== current.host.toLowerCase()) {
+    throw new SecretFormatError(
+      `Master secret ${masterArn} is for host ${where.host}, not ${current.host} of the rotated secret`,
+    );
+  }
+  const login: DatabaseLogin = {
+    host: where.host,
+    port: where.port,
+    username: master.username,
+    password: master.password,
+    tls: tlsModeFrom(master.ssl ?? current.ssl),
+  };
+  const dbname = master.dbname ?? current.dbname;
+  if (dbname) login.dbname = dbname;
+  return login;
+}
+
+/** Host, port and engine of the instance or cluster that an RDS-managed secret belongs to. */
+export async function rdsEndpointOf(
+  secretsManager: SecretsManagerClient,
+  rds: RDSClient,
+  secretArn: string,
+): Promise<RdsEndpoint> {
+  const { tags } = await describeSecret(secretsManager, secretArn);
+  const tag = (key: string) => tags.find((t) => t.Key === key)?.Value;
+  const instanceArn = tag(RDS_INSTANCE_TAG);
+  const clusterArn = tag(RDS_CLUSTER_TAG);
+  try {
+    if (clusterArn) {
+      const { DBClusters } = await rds.send(
+        new DescribeDBClustersCommand({ DBClusterIdentifier: clusterArn }),
+      );
+      const cluster = DBClusters?.[0];
+      if (cluster?.Endpoint && cluster.Port && cluster.Engine) {
+        return { host: cluster.Endpoint, port: cluster.Port, engine: cluster.Engine };
+      }
+    } else if (instanceArn) {
+      const { DBInstances } = await rds.send(
+        new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceArn }),
+      );
+      const instance = DBInstances?.[0];
+      if (instance?.Endpoint?.Address && instance.Endpoint.Port && instance.Engine) {
+        return { host: instance.Endpoint.Address, port: instance.Endpoint.Port, engine: instance.Engine };
+      }
+    } else {
+      throw new SecretFormatError(
+        `Master secret ${secretArn} has no host and no ${RDS_INSTANCE_TAG} or ${RDS_CLUSTER_TAG} tag`,
+      );
+    }
+  } catch (error) {
+    if (error instanceof SecretFormatError) throw error;
+    throw new RotationStateError(
+      `Could not look up ${clusterArn ?? instanceArn} in RDS for master secret ${secretArn}: ${(error as Error).name}`,
+      { cause: error },
+    );
+  }
+  throw new RotationStateError(
+    `RDS reports no endpoint for ${clusterArn ?? instanceArn} (master secret ${secretArn})`,
+  );
+}

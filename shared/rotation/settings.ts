@@ -1,0 +1,82 @@
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { z } from 'zod';
+import { ConfigLoader } from '../config';
+import { booleanString, integerString } from '../config/schema';
+import { ConfigError, type ConfigProblem } from '../errors';
+
+/** How new passwords are generated (GetRandomPassword's parameters). */
+export interface PasswordPolicy {
+  length: number;
+  /** Undefined: the engine's default exclusions apply. */
+  excludeCharacters?: string;
+  excludeNumbers: boolean;
+  excludePunctuation: boolean;
+  excludeUppercase: boolean;
+  excludeLowercase: boolean;
+  requireEachIncludedType: boolean;
+}
+
+// Names as the official rotation functions use them, in SSM and in the environment alike.
+const schema = z.strictObject({
+  PASSWORD_LENGTH: integerString(8, 4096).optional(),
+  EXCLUDE_CHARACTERS: z.string().optional(),
+  EXCLUDE_NUMBERS: booleanString.optional(),
+  EXCLUDE_PUNCTUATION: booleanString.optional(),
+  EXCLUDE_UPPERCASE: booleanString.optional(),
+  EXCLUDE_LOWERCASE: booleanString.optional(),
+  REQUIRE_EACH_INCLUDED_TYPE: booleanString.optional(),
+});
+
+type Settings = z.infer<typeof schema>;
+const NAMES = Object.keys(schema.shape) as Array<keyof Settings>;
+
+/**
+ * Loads the password policy: SSM parameters under `${CONFIG_PATH}/rotation/` (only
+ * when CONFIG_PATH is set; cached by the loader), then environment variables, then
+ * defaults. Every malformed value is reported together, by name.
+ */
+export function passwordPolicySource(
+  options: { env?: NodeJS.ProcessEnv; ssm?: SSMClient } = {},
+): () => Promise<PasswordPolicy> {
+  const env = options.env ?? process.env;
+  const loader = env.CONFIG_PATH
+    ? new ConfigLoader({ path: `${env.CONFIG_PATH.replace(/\/+$/, '')}/rotation`, schema, ssm: options.ssm })
+    : undefined;
+  return async () => {
+    const fromSsm: Settings = loader ? await loader.get() : {};
+    const fromEnv = parseEnvironment(env);
+    const pick = <K extends keyof Settings>(name: K): Settings[K] => fromSsm[name] ?? fromEnv[name];
+    const policy: PasswordPolicy = {
+      length: pick('PASSWORD_LENGTH') ?? 32,
+      excludeNumbers: pick('EXCLUDE_NUMBERS') ?? false,
+      excludePunctuation: pick('EXCLUDE_PUNCTUATION') ?? false,
+      excludeUppercase: pick('EXCLUDE_UPPERCASE') ?? false,
+      excludeLowercase: pick('EXCLUDE_LOWERCASE') ?? false,
+      requireEachIncludedType: pick('REQUIRE_EACH_INCLUDED_TYPE') ?? true,
+    };
+    const exclude = pick('EXCLUDE_CHARACTERS');
+    if (exclude !== undefined) policy.excludeCharacters = exclude;
+    if (
+      policy.excludeNumbers &&
+      policy.excludePunctuation &&
+      policy.excludeUppercase &&
+      policy.excludeLowercase
+    ) {
+      throw new ConfigError('Invalid password policy', [
+        { parameter: 'EXCLUDE_*', problem: 'excludes every character type' },
+      ]);
+    }
+    return Object.freeze(policy);
+  };
+}
+
+function parseEnvironment(env: NodeJS.ProcessEnv): Settings {
+  const present = Object.fromEntries(NAMES.filter((n) => env[n] !== undefined).map((n) => [n, env[n]]));
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  const problems: ConfigProblem[] = result.error.issues.map((issue) => ({
+    parameter: issue.path.map(String).join('.'),
+    problem: issue.message,
+  }));
+  throw new ConfigError('Invalid rotation settings in the environment', problems);
+}

@@ -1,0 +1,373 @@
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import {
+  GetRandomPasswordCommand,
+  PutSecretValueCommand,
+  type SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import type { DatabaseLogin, DatabaseSession, RotationAdapter } from '../db/adapter';
+import { adapterFor } from '../db/adapters';
+import { tlsModeFrom } from '../db/tls';
+import { AuthenticationError, RotationStateError, SecretFormatError } from '../errors';
+import { type Logger, registerSecret } from '../log';
+import { type DatabaseSecret, parseDatabaseSecret } from '../secret';
+import { parseRotationEvent, type RotationEvent, type RotationStep } from './event';
+import { resolveMasterLogin } from './master';
+import type { PasswordPolicy } from './settings';
+import { describeSecret, rememberVersionValue, type SecretState, versionValue } from './versions';
+
+export interface RotationDeps {
+  secretsManager: SecretsManagerClient;
+  rds: RDSClient;
+  passwordPolicy: () => Promise<PasswordPolicy>;
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+export type Strategy = 'single-user' | 'alternating-users';
+
+/** What one step did: `done`, or why it had nothing to do. */
+export type StepOutcome = 'done' | 'already-current' | 'already-created' | 'already-set';
+
+export interface StepReport {
+  secretArn: string;
+  token: string;
+  step: RotationStep;
+  outcome: StepOutcome;
+  engine?: string;
+  strategy?: Strategy;
+  durationMs: number;
+}
+
+const CLONE_SUFFIX = '_clone';
+
+/** The other user of an alternating pair: `app` ↔ `app_clone`. */
+export function alternateUsername(username: string): string {
+  return username.endsWith(CLONE_SUFFIX)
+    ? username.slice(0, -CLONE_SUFFIX.length)
+    : `${username}${CLONE_SUFFIX}`;
+}
+
+/**
+ * Runs one step of the Secrets Manager rotation protocol. Every step first checks
+ * the secret's stages (one DescribeSecret); every step is idempotent, so Secrets
+ * Manager may repeat any of them, or the whole sequence, after a failure.
+ */
+export async function runRotationStep(rawEvent: unknown, deps: RotationDeps): Promise<StepReport> {
+  const started = Date.now();
+  const event = parseRotationEvent(rawEvent);
+  const context = new StepContext(event, deps);
+  try {
+    const outcome = await context.run();
+    const report = context.report(outcome, Date.now() - started);
+    deps.logger.info('Rotation step finished', { ...report });
+    record(
+      deps.metrics,
+      report,
+      outcome === 'done' && event.Step === 'finishSecret' ? 'RotationSucceeded' : undefined,
+    );
+    return report;
+  } catch (error) {
+    const durationMs = Date.now() - started;
+    deps.logger.error('Rotation step failed', { ...context.fields(), outcome: 'failed', durationMs, error });
+    record(deps.metrics, { step: event.Step, durationMs }, 'RotationFailed');
+    throw error;
+  }
+}
+
+function record(
+  metrics: Metrics | undefined,
+  report: { step: string; durationMs: number },
+  count?: string,
+): void {
+  if (!metrics) return;
+  const single = metrics.singleMetric();
+  single.addDimension('Step', report.step);
+  single.addMetric('StepDuration', MetricUnit.Milliseconds, report.durationMs);
+  if (count) {
+    metrics.addMetric(count, MetricUnit.Count, 1);
+    metrics.publishStoredMetrics();
+  }
+}
+
+class StepContext {
+  #state?: SecretState;
+  #current?: DatabaseSecret;
+  #currentText?: string;
+
+  constructor(
+    private readonly event: RotationEvent,
+    private readonly deps: RotationDeps,
+  ) {}
+
+  fields() {
+    return {
+      secretArn: this.#state?.arn ?? this.event.SecretId,
+      token: this.event.ClientRequestToken,
+      step: this.event.Step,
+      engine: this.#current?.engine,
+      strategy: this.#current ? strategyOf(this.#current) : undefined,
+    };
+  }
+
+  report(outcome: StepOutcome, durationMs: number): StepReport {
+    return { ...this.fields(), outcome, durationMs };
+  }
+
+  async run(): Promise<StepOutcome> {
+    const state = await describeSecret(this.deps.secretsManager, this.event.SecretId);
+    this.#state = state;
+    const token = this.event.ClientRequestToken;
+    if (!state.rotationEnabled)
+      throw new RotationStateError(`Secret ${state.arn} is not enabled for rotation`);
+    const stages = state.stagesOf(token);
+    if (!stages)
+      throw new RotationStateError(
+        `Secret version ${token} has no stage for rotation of secret ${state.arn}`,
+      );
+    if (stages.includes('AWSCURRENT')) return 'already-current';
+    if (!stages.includes('AWSPENDING')) {
+      throw new RotationStateError(
+        `Secret version ${token} not set as AWSPENDING for rotation of secret ${state.arn}`,
+      );
+    }
+    switch (this.event.Step) {
+      case 'createSecret':
+        return this.createSecret();
+      case 'setSecret':
+        return this.setSecret();
+      case 'testSecret':
+        return this.testSecret();
+      case 'finishSecret':
+        return this.finishSecret();
+    }
+  }
+
+  async createSecret(): Promise<StepOutcome> {
+    const current = await this.current();
+    const adapter = adapterFor(current.engine);
+    if ((await versionValue(this.deps.secretsManager, this.arn, this.token)) !== undefined)
+      return 'already-created';
+    const password = await this.generatePassword(adapter);
+    // Every key the rotation does not own is carried over exactly as the user wrote it.
+    const next = { ...(JSON.parse(this.#currentText as string) as object), password } as Record<
+      string,
+      unknown
+    >;
+    if (strategyOf(current) === 'alternating-users') next.username = alternateUsername(current.username);
+    const value = JSON.stringify(next);
+    await this.deps.secretsManager.send(
+      new PutSecretValueCommand({
+        SecretId: this.arn,
+        ClientRequestToken: this.token,
+        SecretString: value,
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+    rememberVersionValue(this.arn, this.token, value);
+    return 'done';
+  }
+
+  async setSecret(): Promise<StepOutcome> {
+    const current = await this.current();
+    const pending = await this.pending();
+    const adapter = adapterFor(current.engine);
+    assertSameDatabase(current, pending, adapter, `AWSPENDING ${this.token}`);
+    const expectedUser =
+      strategyOf(current) === 'alternating-users' ? alternateUsername(current.username) : current.username;
+    if (pending.username !== expectedUser) {
+      throw new SecretFormatError(
+        `AWSPENDING ${this.token} of ${this.arn} is for user "${pending.username}", expected "${expectedUser}"`,
+      );
+    }
+    if (await this.canLogin(adapter, loginOf(pending, adapter), 'setSecret: AWSPENDING'))
+      return 'already-set';
+
+    if (strategyOf(current) === 'single-user') {
+      await this.withSession(await this.openCurrentOrPrevious(adapter, current), (session) =>
+        session.setOwnPassword(pending.password),
+      );
+      return 'done';
+    }
+    // Alternating users: prove the current credentials before lending the master's power to them.
+    const account = await this.withSession(
+      await adapter.open(loginOf(current, adapter), this.purpose('setSecret: AWSCURRENT')),
+      (session) => session.account(),
+    );
+    const masterLogin = await resolveMasterLogin({
+      secretsManager: this.deps.secretsManager,
+      rds: this.deps.rds,
+      current,
+      adapter,
+    });
+    await this.withSession(await adapter.open(masterLogin, this.purpose('setSecret: master')), (master) =>
+      master.provisionAlternateUser({
+        original: current.username.endsWith(CLONE_SUFFIX)
+          ? alternateUsername(current.username)
+          : current.username,
+        current: account,
+        pending: pending.username,
+        password: pending.password,
+      }),
+    );
+    return 'done';
+  }
+
+  async testSecret(): Promise<StepOutcome> {
+    const pending = await this.pending();
+    const adapter = adapterFor(pending.engine);
+    this.#current ??= pending;
+    await this.withSession(
+      await adapter.open(loginOf(pending, adapter), this.purpose('testSecret: AWSPENDING')),
+      (s) => s.check(),
+    );
+    return 'done';
+  }
+
+  async finishSecret(): Promise<StepOutcome> {
+    const currentId = this.#state?.versionWith('AWSCURRENT');
+    await this.deps.secretsManager.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: this.arn,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: this.token,
+        ...(currentId ? { RemoveFromVersionId: currentId } : {}),
+      }),
+    );
+    return 'done';
+  }
+
+  private get arn(): string {
+    return (this.#state as SecretState).arn;
+  }
+
+  private get token(): string {
+    return this.event.ClientRequestToken;
+  }
+
+  private purpose(purpose: string) {
+    return { logger: this.deps.logger, purpose };
+  }
+
+  private async current(): Promise<DatabaseSecret> {
+    const versionId = this.#state?.versionWith('AWSCURRENT');
+    if (!versionId) throw new RotationStateError(`Secret ${this.arn} has no AWSCURRENT version`);
+    const text = await versionValue(this.deps.secretsManager, this.arn, versionId);
+    this.#current = parseDatabaseSecret(text, `AWSCURRENT (${versionId}) of ${this.arn}`);
+    this.#currentText = text;
+    return this.#current;
+  }
+
+  private async pending(): Promise<DatabaseSecret> {
+    const text = await versionValue(this.deps.secretsManager, this.arn, this.token);
+    if (text === undefined) {
+      throw new RotationStateError(
+        `AWSPENDING ${this.token} of ${this.arn} has no value: run createSecret first`,
+      );
+    }
+    return parseDatabaseSecret(text, `AWSPENDING (${this.token}) of ${this.arn}`);
+  }
+
+  private async generatePassword(adapter: RotationAdapter): Promise<string> {
+    const policy = await this.deps.passwordPolicy();
+    const response = await this.deps.secretsManager.send(
+      new GetRandomPasswordCommand({
+        PasswordLength: policy.length,
+        ExcludeCharacters: policy.excludeCharacters ?? adapter.defaultExcludeCharacters,
+        ExcludeNumbers: policy.excludeNumbers,
+        ExcludePunctuation: policy.excludePunctuation,
+        ExcludeUppercase: policy.excludeUppercase,
+        ExcludeLowercase: policy.excludeLowercase,
+        RequireEachIncludedType: policy.requireEachIncludedType,
+      }),
+    );
+    const password = response.RandomPassword;
+    if (!password) throw new RotationStateError('GetRandomPassword returned no password');
+    registerSecret(password);
+    return password;
+  }
+
+  private async canLogin(adapter: RotationAdapter, login: DatabaseLogin, purpose: string): Promise<boolean> {
+    try {
+      await this.withSession(await adapter.open(login, this.purpose(purpose)), (s) => s.check());
+      return true;
+    } catch (error) {
+      if (error instanceof AuthenticationError) return false;
+      throw error;
+    }
+  }
+
+  /** Single user: log in with AWSCURRENT, or with AWSPREVIOUS when an earlier rotation stopped half-way. */
+  private async openCurrentOrPrevious(
+    adapter: RotationAdapter,
+    current: DatabaseSecret,
+  ): Promise<DatabaseSession> {
+    try {
+      return await adapter.open(loginOf(current, adapter), this.purpose('setSecret: AWSCURRENT'));
+    } catch (error) {
+      const previousId = this.#state?.versionWith('AWSPREVIOUS');
+      if (!(error instanceof AuthenticationError) || !previousId) throw error;
+      const previous = parseDatabaseSecret(
+        await versionValue(this.deps.secretsManager, this.arn, previousId),
+        `AWSPREVIOUS (${previousId}) of ${this.arn}`,
+      );
+      assertSameDatabase(current, previous, adapter, `AWSPREVIOUS ${previousId}`);
+      if (previous.username !== current.username) throw error;
+      try {
+        return await adapter.open(loginOf(previous, adapter), this.purpose('setSecret: AWSPREVIOUS'));
+      } catch (previousError) {
+        if (!(previousError instanceof AuthenticationError)) throw previousError;
+        throw new AuthenticationError(
+          `Neither AWSPENDING, AWSCURRENT nor AWSPREVIOUS of ${this.arn} can log in as ${current.username}@${current.host}`,
+          { cause: previousError },
+        );
+      }
+    }
+  }
+
+  private async withSession<T>(
+    session: DatabaseSession,
+    work: (session: DatabaseSession) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await work(session);
+    } finally {
+      await session.close();
+    }
+  }
+}
+
+function strategyOf(secret: DatabaseSecret): Strategy {
+  return secret.masterarn ? 'alternating-users' : 'single-user';
+}
+
+function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogin {
+  const login: DatabaseLogin = {
+    host: secret.host,
+    port: secret.port ?? adapter.defaultPort,
+    username: secret.username,
+    password: secret.password,
+    tls: tlsModeFrom(secret.ssl),
+  };
+  if (secret.dbname) login.dbname = secret.dbname;
+  return login;
+}
+
+/** Two versions of one secret must address the same server through the same engine family. */
+function assertSameDatabase(
+  current: DatabaseSecret,
+  other: DatabaseSecret,
+  adapter: RotationAdapter,
+  what: string,
+): void {
+  if (adapterFor(other.engine) !== adapter) {
+    throw new SecretFormatError(
+      `${what} is for engine "${other.engine}", AWSCURRENT for "${current.engine}"`,
+    );
+  }
+  if (other.host !== current.host) {
+    throw new SecretFormatError(`${what} is for host ${other.host}, AWSCURRENT for ${current.host}`);
+  }
+}

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { tlsModeFrom } from './db/tls';
+import { ConfigError, SecretFormatError } from './errors';
+import { registerSecret } from './log';
+
+/**
+ * A database secret's JSON value, in the AWS convention. Keys this product does
+ * not use are kept, so that a new version carries them over unchanged.
+ */
+export interface DatabaseSecret {
+  engine: string;
+  host: string;
+  username: string;
+  password: string;
+  port?: number;
+  dbname?: string;
+  ssl?: boolean | string;
+  masterarn?: string;
+  [key: string]: unknown;
+}
+
+const nonEmpty = z.string().trim().min(1, 'must be a non-empty string');
+const port = z.union([
+  z.number().int().min(1).max(65535),
+  z
+    .string()
+    .regex(/^\d{1,5}$/, 'must be a port number')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'must be a port number').max(65535, 'must be a port number')),
+]);
+
+const databaseSecretSchema = z.looseObject({
+  engine: nonEmpty,
+  host: nonEmpty,
+  username: nonEmpty,
+  password: z.string().min(1, 'must be a non-empty string'),
+  port: port.optional(),
+  dbname: z.string().optional(),
+  ssl: z.union([z.boolean(), z.string()]).optional(),
+  masterarn: nonEmpty.optional(),
+});
+
+/** A master secret may be RDS-managed: only username and password, the rest from the RDS API. */
+const masterSecretSchema = databaseSecretSchema.partial({ engine: true, host: true });
+
+export type MasterSecret = z.infer<typeof masterSecretSchema>;
+
+/**
+ * Parses a secret's value; `what` names it in errors ("AWSCURRENT of <arn>").
+ * The password is registered with the log guard before anything else can fail.
+ * Errors name the missing or malformed keys, never their values.
+ */
+export function parseDatabaseSecret(text: string | undefined, what: string): DatabaseSecret {
+  return parseWith(databaseSecretSchema, text, what) as DatabaseSecret;
+}
+
+export function parseMasterSecret(text: string | undefined, what: string): MasterSecret {
+  return parseWith(masterSecretSchema, text, what);
+}
+
+function parseWith<S extends z.ZodType>(schema: S, text: string | undefined, what: string): z.infer<S> {
+  if (text === undefined) throw new SecretFormatError(`Secret ${what} has no SecretString`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    registerSecret(text);
+    throw new SecretFormatError(`Secret ${what} is not valid JSON`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new SecretFormatError(`Secret ${what} is not a JSON object`);
+  }
+  const password = (raw as { password?: unknown }).password;
+  if (typeof password === 'string') registerSecret(password);
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const key = issue.path.map(String).join('.') || '(value)';
+      const missing = (raw as Record<string, unknown>)[key] === undefined;
+      return `${key} ${missing ? 'is missing' : issue.message}`;
+    });
+    throw new SecretFormatError(`Secret ${what} is malformed: ${problems.join('; ')}`);
+  }
+  const secret = result.data as { ssl?: unknown };
+  try {
+    tlsModeFrom(secret.ssl);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new SecretFormatError(`Secret ${what} is malformed: ssl must be true, false or absent`);
+    throw error;
+  }
+  return result.data;
+}
