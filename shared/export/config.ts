@@ -1,0 +1,184 @@
+import { z } from 'zod';
+import { ConfigLoader, integerString, stringList } from '../config';
+import type { ConnectionTarget } from '../db/connect';
+import {
+  CATALOG,
+  COLUMN_NAME,
+  CUSTOM_EXPORT_NAME,
+  catalogTable,
+  customExport,
+  ENGINE_FAMILY,
+  type Engine,
+  type EngineFamily,
+  standardTables,
+  type TableDefinition,
+} from './catalog';
+
+/** Cluster names appear in object keys and DynamoDB keys. */
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+const customSchema = z.object({
+  query: z.string().min(1, 'must be a SELECT'),
+  'watermark-column': z.string().regex(COLUMN_NAME, 'must be a plain column name'),
+});
+
+const clusterSchema = z
+  .strictObject({
+    engine: z.enum(['mysql', 'mariadb', 'postgres', 'redshift'], {
+      message: 'must be mysql, mariadb, postgres or redshift',
+    }),
+    'secret-id': z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    port: integerString(1, 65535).optional(),
+    database: z.string().optional(),
+    user: z.string().optional(),
+    password: z.string().optional(),
+    ssl: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+    tables: stringList.optional(),
+    custom: z.record(z.string(), customSchema).optional(),
+    redact: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+    // PostgreSQL csv log options (issue 5): validated here so that a typo fails loudly.
+    'csvlog-table': z.string().min(1).optional(),
+    'log-source': z.enum(['file_fdw', 'log_fdw'], { message: 'must be file_fdw or log_fdw' }).optional(),
+  })
+  .superRefine((cluster, ctx) => {
+    if (!cluster['secret-id']) {
+      for (const key of ['host', 'user', 'password'] as const) {
+        if (!cluster[key])
+          ctx.addIssue({ code: 'custom', path: [key], message: 'missing (or set secret-id)' });
+      }
+    }
+    const family = ENGINE_FAMILY[cluster.engine];
+    for (const table of cluster.tables ?? []) {
+      if (table !== 'none' && !catalogTable(family, table)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tables'],
+          message: `unknown ${family} catalog table "${table}"`,
+        });
+      }
+    }
+    for (const name of Object.keys(cluster.custom ?? {})) {
+      if (!CUSTOM_EXPORT_NAME.test(name) || CATALOG.some((t) => t.name === name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['custom', name],
+          message: 'custom export names are [a-z][a-z0-9_]* and distinct from catalog names',
+        });
+      }
+    }
+  });
+
+export const exportConfigSchema = z
+  .object({
+    global: z.strictObject({
+      destination: z.string().regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
+        message: 'must be s3://bucket/prefix or file:///absolute/dir',
+      }),
+      'enabled-clusters': stringList.optional(),
+      'window-minutes': integerString(1, 1440)
+        .refine((m) => 1440 % m === 0, 'must divide 1440')
+        .optional(),
+      'initial-lookback-hours': integerString(0, 24 * 366).optional(),
+      'lag-seconds': integerString(0, 86400).optional(),
+      'kms-key-id': z.string().min(1).optional(),
+      'fan-out': z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' }).optional(),
+    }),
+    clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
+  })
+  .superRefine((config, ctx) => {
+    for (const name of config.global['enabled-clusters'] ?? []) {
+      if (!config.clusters?.[name]) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['global', 'enabled-clusters'],
+          message: `names cluster "${name}", which has no clusters/${name}/ parameters`,
+        });
+      }
+    }
+  });
+
+export type RawExportConfig = z.infer<typeof exportConfigSchema>;
+
+/** How to log in: through the rotated secret, or with parameters. */
+export type Credentials = { secretId: string } | { target: Omit<ConnectionTarget, 'tls'> & { ssl?: string } };
+
+export interface ClusterConfig {
+  name: string;
+  engine: Engine;
+  family: EngineFamily;
+  credentials: Credentials;
+  /** What is exported: catalog tables and custom exports, by name. */
+  tables: ReadonlyMap<string, TableDefinition>;
+  redact: boolean;
+  /** Every parameter of the cluster, for definitions that need engine-specific options. */
+  options: Readonly<Record<string, unknown>>;
+}
+
+export interface ExportConfig {
+  destination: string;
+  enabledClusters: readonly string[];
+  windowMinutes: number;
+  initialLookbackHours: number;
+  lagSeconds?: number;
+  kmsKeyId?: string;
+  fanOut: 'auto' | 'on' | 'off';
+  clusters: ReadonlyMap<string, ClusterConfig>;
+}
+
+const DEFAULT_PORT: Record<EngineFamily, number> = { mysql: 3306, postgres: 5432, redshift: 5439 };
+
+/** Turns validated parameters into the exporter's settings, with defaults applied. */
+export function resolveConfig(raw: RawExportConfig): ExportConfig {
+  const clusters = new Map<string, ClusterConfig>();
+  for (const [name, c] of Object.entries(raw.clusters ?? {})) {
+    const family = ENGINE_FAMILY[c.engine];
+    const listed = c.tables;
+    const catalog =
+      listed === undefined
+        ? standardTables(family)
+        : listed.filter((t) => t !== 'none').map((t) => catalogTable(family, t) as TableDefinition);
+    const custom = Object.entries(c.custom ?? {}).map(([exportName, e]) =>
+      customExport(exportName, e.query, e['watermark-column']),
+    );
+    const credentials: Credentials = c['secret-id']
+      ? { secretId: c['secret-id'] }
+      : {
+          target: {
+            host: c.host ?? '',
+            port: c.port ?? DEFAULT_PORT[family],
+            user: c.user ?? '',
+            password: c.password ?? '',
+            database: c.database,
+            ssl: c.ssl,
+          },
+        };
+    clusters.set(name, {
+      name,
+      engine: c.engine,
+      family,
+      credentials,
+      tables: new Map([...catalog, ...custom].map((t) => [t.name, t])),
+      redact: c.redact !== 'false',
+      options: c,
+    });
+  }
+  const g = raw.global;
+  return {
+    destination: g.destination.replace(/\/+$/, ''),
+    enabledClusters: g['enabled-clusters'] ?? [],
+    windowMinutes: g['window-minutes'] ?? 5,
+    initialLookbackHours: g['initial-lookback-hours'] ?? 48,
+    lagSeconds: g['lag-seconds'],
+    kmsKeyId: g['kms-key-id'],
+    fanOut: g['fan-out'] ?? 'auto',
+    clusters,
+  };
+}
+
+/** The exporter's loader over `CONFIG_PATH` (default `/log-export`). */
+export function exportConfigLoader(path = process.env.CONFIG_PATH ?? '/log-export') {
+  return new ConfigLoader({ path, schema: exportConfigSchema });
+}
+
+export type ExportConfigLoader = ReturnType<typeof exportConfigLoader>;

@@ -1,0 +1,141 @@
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { ConnectionTarget } from '../db/connect';
+import { tlsModeFrom } from '../db/tls';
+import { AuthenticationError, SecretFormatError } from '../errors';
+import { type Logger, registerSecret } from '../log';
+import type { Credentials } from './config';
+
+const DEFAULT_PORT = { mysql: 3306, postgres: 5432, redshift: 5439 } as const;
+const CACHE_MS = 5 * 60_000;
+
+interface CachedTarget {
+  target: ConnectionTarget;
+  expiresAt: number;
+}
+
+/**
+ * Database credentials for the exporter: from the cluster's parameters, or from
+ * the Secrets Manager secret that the rotation function rotates. Secret values are
+ * cached per container; a refused login with the cached AWSCURRENT (a rotation in
+ * progress) re-reads AWSCURRENT, then tries AWSPENDING, before giving up.
+ */
+export class CredentialSource {
+  readonly #cache = new Map<string, CachedTarget>();
+
+  constructor(
+    private readonly secretsManager: SecretsManagerClient,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Opens a session with the cluster's credentials, retrying through the secret's stages on a refused login. */
+  async open<T>(
+    credentials: Credentials,
+    family: keyof typeof DEFAULT_PORT,
+    connect: (target: ConnectionTarget) => Promise<T>,
+    logger: Logger,
+  ): Promise<T> {
+    if ('target' in credentials) {
+      const { ssl, ...rest } = credentials.target;
+      registerSecret(rest.password);
+      return connect({ ...rest, tls: tlsModeFrom(ssl) });
+    }
+    const { secretId } = credentials;
+    const cached = this.#cache.get(secretId);
+    const first =
+      cached && cached.expiresAt > this.now()
+        ? cached.target
+        : await this.#read(secretId, 'AWSCURRENT', family);
+    const tried = [first.password];
+    try {
+      return await this.#connectAndRemember(secretId, first, connect);
+    } catch (error) {
+      if (!(error instanceof AuthenticationError)) throw error;
+      let lastError: AuthenticationError = error;
+      for (const stage of ['AWSCURRENT', 'AWSPENDING'] as const) {
+        const target = await this.#read(secretId, stage, family, true);
+        if (!target || tried.includes(target.password)) continue;
+        tried.push(target.password);
+        logger.warn('Login refused; retrying with another version of the secret', { secretId, stage });
+        try {
+          return await this.#connectAndRemember(secretId, target, connect);
+        } catch (retryError) {
+          if (!(retryError instanceof AuthenticationError)) throw retryError;
+          lastError = retryError;
+        }
+      }
+      this.#cache.delete(secretId);
+      throw lastError;
+    }
+  }
+
+  async #connectAndRemember<T>(
+    secretId: string,
+    target: ConnectionTarget,
+    connect: (target: ConnectionTarget) => Promise<T>,
+  ): Promise<T> {
+    const session = await connect(target);
+    this.#cache.set(secretId, { target, expiresAt: this.now() + CACHE_MS });
+    return session;
+  }
+
+  async #read(
+    secretId: string,
+    stage: 'AWSCURRENT' | 'AWSPENDING',
+    family: keyof typeof DEFAULT_PORT,
+  ): Promise<ConnectionTarget>;
+  async #read(
+    secretId: string,
+    stage: 'AWSCURRENT' | 'AWSPENDING',
+    family: keyof typeof DEFAULT_PORT,
+    optional: true,
+  ): Promise<ConnectionTarget | undefined>;
+  async #read(
+    secretId: string,
+    stage: 'AWSCURRENT' | 'AWSPENDING',
+    family: keyof typeof DEFAULT_PORT,
+    optional = false,
+  ): Promise<ConnectionTarget | undefined> {
+    let text: string | undefined;
+    try {
+      const response = await this.secretsManager.send(
+        new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }),
+      );
+      text = response.SecretString;
+    } catch (error) {
+      if (optional && (error as Error).name === 'ResourceNotFoundException') return undefined;
+      throw new SecretFormatError(`Could not read ${stage} of secret ${secretId}`, { cause: error });
+    }
+    return parseSecret(secretId, stage, text, family);
+  }
+}
+
+function parseSecret(
+  secretId: string,
+  stage: string,
+  text: string | undefined,
+  family: keyof typeof DEFAULT_PORT,
+): ConnectionTarget {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text ?? '');
+  } catch {
+    throw new SecretFormatError(`${stage} of secret ${secretId} is not JSON`);
+  }
+  if (typeof value.password === 'string') registerSecret(value.password);
+  const missing = ['host', 'username', 'password'].filter((k) => typeof value[k] !== 'string' || !value[k]);
+  if (missing.length > 0) {
+    throw new SecretFormatError(`${stage} of secret ${secretId} lacks ${missing.join(', ')}`);
+  }
+  const port = value.port === undefined ? DEFAULT_PORT[family] : Number(value.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new SecretFormatError(`${stage} of secret ${secretId} has an invalid port`);
+  }
+  return {
+    host: value.host as string,
+    port,
+    user: value.username as string,
+    password: value.password as string,
+    database: typeof value.dbname === 'string' ? value.dbname : undefined,
+    tls: tlsModeFrom(value.ssl),
+  };
+}

@@ -1,0 +1,52 @@
+import { redactSql } from './redact-sql';
+import type { Row } from './session';
+
+/** Lines are handed to gzip in chunks of about this many characters: fewer, larger writes. */
+const CHUNK_CHARS = 64 * 1024;
+
+/** Counts what went through an encoder. */
+export interface RowCounter {
+  rows: number;
+}
+
+/**
+ * Encodes rows as JSON lines, masking credentials in the SQL text columns, and
+ * yields them in chunks so that one window never sits whole in memory.
+ */
+export async function* encodeJsonLines(
+  rows: AsyncIterable<Row>,
+  redactColumns: readonly string[],
+  counter: RowCounter,
+): AsyncGenerator<string> {
+  let chunk = '';
+  for await (const row of rows) {
+    for (const column of redactColumns) {
+      const value = row[column];
+      if (typeof value === 'string') row[column] = redactSql(value);
+    }
+    chunk += `${JSON.stringify(row)}\n`;
+    counter.rows += 1;
+    if (chunk.length >= CHUNK_CHARS) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk) yield chunk;
+}
+
+/** Reads the first item, so a caller can tell an empty stream before it opens a sink; the item is replayed. */
+export async function peek<T>(items: AsyncIterable<T>): Promise<AsyncIterable<T> | undefined> {
+  const iterator = items[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) return undefined;
+  return {
+    async *[Symbol.asyncIterator]() {
+      yield first.value;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    },
+  };
+}

@@ -1,0 +1,11 @@
+export * from './catalog';
+export { type ClusterConfig, type ExportConfig, exportConfigSchema, resolveConfig } from './config';
+export { CredentialSource } from './credentials';
+export { type ExportRequest, parseExportEvent } from './event';
+export type { ClusterSummary, ExportSummary } from './exporter';
+export { type ClusterInvoker, lambdaInvoker } from './fan-out';
+export { planBackfill, planWindows, type Window } from './planner';
+export { redactSql } from './redact-sql';
+export { defaultExportRuntime, type ExportRuntime, executeExport, type InvocationContext } from './runtime';
+export { objectKey, type TableSummary } from './table-export';
+export { LeaseLostError, WatermarkStore } from './watermark-store';

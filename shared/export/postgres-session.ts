@@ -1,0 +1,94 @@
+import pg from 'pg';
+import Cursor from 'pg-cursor';
+import { type ConnectionTarget, classify, connectPostgres } from '../db/connect';
+import type { Logger } from '../log';
+import type { DatabaseSession, Row, SqlDialect } from './session';
+import { formatTimestamp, isoFromDatabase } from './time';
+
+const BATCH_ROWS = 1000;
+
+const asText = (value: string) => value;
+/** Type OIDs parsed differently from pg's defaults: no Date objects, no Buffers, no interval objects. */
+const PARSERS = new Map<number, (value: string) => unknown>([
+  [1114, isoFromDatabase], // timestamp
+  [1184, isoFromDatabase], // timestamptz (the session runs in UTC)
+  [1082, asText], // date
+  [1115, asText], // timestamp[]
+  [1185, asText], // timestamptz[]
+  [1182, asText], // date[]
+  [1186, asText], // interval
+  [1187, asText], // interval[]
+  [17, asText], // bytea, as its hex text
+]);
+
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    PARSERS.get(oid) ?? pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+export const postgresDialect: SqlDialect = {
+  quote: (identifier) => `"${identifier.replaceAll('"', '""')}"`,
+  timestamp: (micros) => `'${formatTimestamp(micros)}'::timestamptz`,
+};
+
+/** A PostgreSQL-protocol session (PostgreSQL, Aurora PostgreSQL, Redshift) in UTC, streaming through a cursor. */
+export class PostgresSession implements DatabaseSession {
+  readonly dialect = postgresDialect;
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly target: ConnectionTarget,
+    private readonly purpose: string,
+  ) {}
+
+  static async open(target: ConnectionTarget, logger: Logger, purpose: string): Promise<PostgresSession> {
+    const client = await connectPostgres(
+      target,
+      { types, application_name: 'log-export', options: '-c TimeZone=UTC' },
+      { logger, purpose },
+    );
+    return new PostgresSession(client, target, purpose);
+  }
+
+  async now(): Promise<string> {
+    const now = await this.scalar(
+      `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+    );
+    return String(now);
+  }
+
+  async scalar(sql: string): Promise<unknown> {
+    try {
+      const result = await this.client.query({ text: sql, rowMode: 'array' });
+      return (result.rows[0] as unknown[] | undefined)?.[0];
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    }
+  }
+
+  async relationExists(schema: string, table: string): Promise<boolean> {
+    const found = await this.scalar(
+      `SELECT to_regclass(${pg.escapeLiteral(`${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`)}) IS NOT NULL`,
+    );
+    return found === true;
+  }
+
+  async *stream(sql: string): AsyncIterable<Row> {
+    const cursor = this.client.query(new Cursor<Row>(sql, undefined, { types }));
+    try {
+      for (;;) {
+        const rows = await cursor.read(BATCH_ROWS);
+        if (rows.length === 0) break;
+        yield* rows;
+      }
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    } finally {
+      await cursor.close().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => {});
+  }
+}

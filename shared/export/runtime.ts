@@ -1,0 +1,99 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
+import { ConfigError } from '../errors';
+import { createLogger, type Logger } from '../log';
+import type { EngineFamily } from './catalog';
+import { exportConfigLoader, type RawExportConfig, resolveConfig } from './config';
+import { CredentialSource } from './credentials';
+import type { ExportRequest } from './event';
+import { type ExportSummary, runExport, type SessionOpener } from './exporter';
+import { type ClusterInvoker, lambdaInvoker } from './fan-out';
+import { MysqlSession } from './mysql-session';
+import { PostgresSession } from './postgres-session';
+import { sinkFor } from './sink';
+import { WatermarkStore } from './watermark-store';
+
+/** Everything the export handler needs, built once per container; tests pass their own. */
+export interface ExportRuntime {
+  loader: { get(): Promise<RawExportConfig> };
+  /** The DynamoDB table of watermarks (`WATERMARK_TABLE`). */
+  watermarkTable: string | undefined;
+  dynamo: () => DynamoDBClient;
+  s3: () => S3Client;
+  credentials: CredentialSource;
+  invoker: ClusterInvoker;
+  openers: Readonly<Record<EngineFamily, SessionOpener>>;
+  logger: Logger;
+  safetyMarginMs: number;
+  concurrency: number;
+  /** Time budget of a run outside Lambda, where no context tells the deadline. */
+  localBudgetMs: number;
+  now: () => number;
+  /** Test hook: runs after a window's object is durable and before its watermark moves. */
+  afterObjectWritten?: (key: string) => Promise<void>;
+}
+
+/** The parts of the Lambda context the exporter uses. */
+export interface InvocationContext {
+  functionName?: string;
+  getRemainingTimeInMillis?: () => number;
+}
+
+export const SESSION_OPENERS: Readonly<Record<EngineFamily, SessionOpener>> = {
+  mysql: MysqlSession.open,
+  postgres: PostgresSession.open,
+  redshift: PostgresSession.open,
+};
+
+export function defaultExportRuntime(): ExportRuntime {
+  return {
+    loader: exportConfigLoader(),
+    watermarkTable: process.env.WATERMARK_TABLE,
+    dynamo: dynamoDbClient,
+    s3: s3Client,
+    credentials: new CredentialSource(secretsManagerClient()),
+    invoker: lambdaInvoker(lambdaClient),
+    openers: SESSION_OPENERS,
+    logger: createLogger('log-export'),
+    safetyMarginMs: Number(process.env.EXPORT_SAFETY_MARGIN_SECONDS ?? 60) * 1000,
+    concurrency: Number(process.env.EXPORT_CONCURRENCY ?? 4),
+    localBudgetMs: 14 * 60_000,
+    now: Date.now,
+  };
+}
+
+/** Loads the configuration and runs one validated request. */
+export async function executeExport(
+  request: ExportRequest,
+  runtime: ExportRuntime,
+  context: InvocationContext = {},
+): Promise<ExportSummary> {
+  if (!runtime.watermarkTable) {
+    throw new ConfigError('The exporter needs its watermark table', [
+      { parameter: 'WATERMARK_TABLE', problem: 'missing environment variable' },
+    ]);
+  }
+  const config = resolveConfig(await runtime.loader.get());
+  const startedAt = runtime.now();
+  const remainingMs =
+    context.getRemainingTimeInMillis ?? (() => runtime.localBudgetMs - (runtime.now() - startedAt));
+  const functionName = context.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME;
+  const summary = await runExport(request, {
+    config,
+    store: new WatermarkStore(runtime.dynamo(), runtime.watermarkTable, runtime.now),
+    sink: sinkFor(config.destination, runtime.s3, config.kmsKeyId),
+    credentials: runtime.credentials,
+    openers: runtime.openers,
+    invoker: runtime.invoker,
+    logger: runtime.logger,
+    functionName,
+    remainingMs,
+    safetyMarginMs: runtime.safetyMarginMs,
+    concurrency: runtime.concurrency,
+    now: runtime.now,
+    afterObjectWritten: runtime.afterObjectWritten,
+  });
+  runtime.logger.info('Export finished', { summary });
+  return summary;
+}
