@@ -1,0 +1,171 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+/** A CloudFormation template, loosely typed: tests read it as data. */
+export interface Template {
+  Parameters?: Record<string, { Type: string; Default?: string }>;
+  Conditions?: Record<string, unknown>;
+  Resources: Record<string, Resource>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: template properties are untyped JSON that assertions walk freely
+export type Properties = Record<string, any>;
+
+export interface Resource {
+  Type: string;
+  Properties: Properties;
+  DependsOn?: string | string[];
+  Condition?: string;
+}
+
+export interface Statement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Principal?: unknown;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+const run = promisify(execFile);
+
+/**
+ * Runs `serverless package` into `outDir` the way CI does: no AWS credentials,
+ * no telemetry, no network. Returns the seconds it took.
+ */
+export async function packageService(root: string, outDir: string, args: string[]): Promise<number> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('AWS_')) env[name] = value;
+  }
+  env.SLS_TELEMETRY_DISABLED = '1';
+  env.SLS_NOTIFICATIONS_MODE = 'off';
+  const started = performance.now();
+  await run(`${root}/node_modules/.bin/serverless`, ['package', '--package', outDir, ...args], {
+    cwd: root,
+    env,
+    timeout: 240_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * Resolves the template as CloudFormation would with its parameter defaults
+ * (or `overrides`, as `--param` values would set them):
+ * evaluates the conditions, picks the `Fn::If` branches, drops `AWS::NoValue`
+ * and resources whose condition is false.
+ */
+export function materialize(template: Template, overrides: Record<string, string> = {}): Template {
+  const parameters = new Map<string, string | string[]>();
+  for (const [name, p] of Object.entries(template.Parameters ?? {})) {
+    const value = overrides[name] ?? p.Default ?? '';
+    parameters.set(name, p.Type === 'CommaDelimitedList' ? value.split(',') : value);
+  }
+  const conditions = new Map<string, boolean>();
+  const evaluate = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(evaluate);
+    if (node === null || typeof node !== 'object') return node;
+    const [key, arg] = Object.entries(node)[0] ?? [];
+    if (key === 'Ref' && typeof arg === 'string' && parameters.has(arg)) return parameters.get(arg);
+    if (key === 'Fn::Join') {
+      const [separator, parts] = arg as [string, unknown];
+      return (evaluate(parts) as string[]).join(separator);
+    }
+    if (key === 'Fn::Equals') {
+      const [a, b] = (arg as unknown[]).map(evaluate);
+      return a === b;
+    }
+    if (key === 'Fn::Not') return !(evaluate((arg as unknown[])[0]) as boolean);
+    if (key === 'Condition') return conditions.get(arg as string);
+    return node;
+  };
+  for (const [name, expression] of Object.entries(template.Conditions ?? {})) {
+    conditions.set(name, evaluate(expression) as boolean);
+  }
+  const NO_VALUE = Symbol('NoValue');
+  const resolve = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(resolve).filter((v) => v !== NO_VALUE);
+    if (node === null || typeof node !== 'object') return node;
+    const entries = Object.entries(node);
+    const [key, arg] = entries[0] ?? [];
+    if (entries.length === 1 && key === 'Ref' && arg === 'AWS::NoValue') return NO_VALUE;
+    if (entries.length === 1 && key === 'Ref' && typeof arg === 'string' && parameters.has(arg)) {
+      return parameters.get(arg);
+    }
+    if (entries.length === 1 && key === 'Fn::If') {
+      const [condition, whenTrue, whenFalse] = arg as [string, unknown, unknown];
+      return resolve(conditions.get(condition) ? whenTrue : whenFalse);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of entries) {
+      const resolved = resolve(v);
+      if (resolved !== NO_VALUE) out[k] = resolved;
+    }
+    return out;
+  };
+  const resources: Record<string, Resource> = {};
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    if (resource.Condition && !conditions.get(resource.Condition)) continue;
+    resources[id] = resolve(resource) as Resource;
+  }
+  return { ...template, Resources: resources };
+}
+
+export const asArray = <T>(value: T | T[] | undefined): T[] =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value];
+
+/** The resources of one type, by logical id. */
+export function ofType(template: Template, type: string): Array<[string, Resource]> {
+  return Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+}
+
+/** `{ "Fn::GetAtt": [id, "Arn"] }` for a logical id. */
+export const arnOf = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
+
+/** Every statement of every identity policy (inline, attached and managed) in the template. */
+export function identityStatements(template: Template): Array<{ policy: string; statement: Statement }> {
+  const found: Array<{ policy: string; statement: Statement }> = [];
+  for (const [id, r] of Object.entries(template.Resources)) {
+    const documents: unknown[] = [];
+    if (r.Type === 'AWS::IAM::Role') {
+      for (const p of asArray(r.Properties.Policies as Array<{ PolicyDocument: unknown }>)) {
+        documents.push(p.PolicyDocument);
+      }
+    }
+    if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+      documents.push(r.Properties.PolicyDocument);
+    }
+    for (const doc of documents) {
+      for (const statement of asArray((doc as { Statement: Statement[] }).Statement)) {
+        found.push({ policy: id, statement });
+      }
+    }
+  }
+  return found;
+}
+
+/** Statements of a resource policy (key, bucket, queue, topic). */
+export function resourcePolicyStatements(resource: Resource, property: string): Statement[] {
+  return asArray((resource.Properties[property] as { Statement: Statement[] }).Statement);
+}
+
+/** Entry names and uncompressed sizes, read from a zip archive's central directory. */
+export function zipEntries(path: string): Array<{ name: string; size: number }> {
+  const zip = readFileSync(path);
+  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd < 0) throw new Error(`${path} is not a zip archive`);
+  const count = zip.readUInt16LE(eocd + 10);
+  let offset = zip.readUInt32LE(eocd + 16);
+  const entries: Array<{ name: string; size: number }> = [];
+  for (let i = 0; i < count; i++) {
+    const size = zip.readUInt32LE(offset + 24);
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const extraLength = zip.readUInt16LE(offset + 30);
+    const commentLength = zip.readUInt16LE(offset + 32);
+    entries.push({ name: zip.toString('utf8', offset + 46, offset + 46 + nameLength), size });
+    offset += 46 + nameLength + extraLength + commentLength;
+  }
+  return entries;
+}

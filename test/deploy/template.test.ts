@@ -1,0 +1,383 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  arnOf,
+  asArray,
+  identityStatements,
+  materialize,
+  ofType,
+  packageService,
+  type Resource,
+  resourcePolicyStatements,
+  type Statement,
+  type Template,
+  zipEntries,
+} from './template-support';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SERVICE = 'db-secret-rotation-log-export';
+const STAGE = 'ci';
+// Values a production stage would pass with --param; the optional parts of the
+// template are switched on by them.
+const PARAMS = {
+  rotationSubnetIds: 'subnet-0123456789abcdef0,subnet-0123456789abcdef1',
+  rotationSecurityGroupIds: 'sg-0123456789abcdef0',
+  keyAdminArns: 'arn:aws:iam::123456789012:role/KeyAdmin',
+  keyReaderArns: 'arn:aws:iam::123456789012:role/LogAnalyst',
+  rotationConfigPath: '/db-rotation',
+};
+// Zipped bundle (code plus source map) of each function stays below this.
+const MAX_ZIP_BYTES = 5 * 1024 * 1024;
+// The only identity statements allowed on Resource "*": actions without resources.
+const UNSCOPED_SIDS = new Set(['GeneratePasswords']);
+
+let outDir: string;
+let raw: Template;
+let template: Template;
+
+beforeAll(async () => {
+  outDir = mkdtempSync(join(tmpdir(), 'sls-package-'));
+  const params = Object.entries(PARAMS).map(([k, v]) => `--param=${k}=${v}`);
+  const seconds = await packageService(root, outDir, ['--stage', STAGE, ...params]);
+  console.info(`serverless package took ${seconds.toFixed(1)} s`);
+  raw = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  template = materialize(raw);
+}, 300_000);
+
+afterAll(() => {
+  if (outDir) rmSync(outDir, { recursive: true, force: true });
+});
+
+const resource = (t: Template, id: string): Resource => {
+  const r = t.Resources[id];
+  if (!r) throw new Error(`no resource ${id} in the template`);
+  return r;
+};
+const props = (t: Template, id: string) => resource(t, id).Properties;
+const json = (value: unknown) => JSON.stringify(value);
+const policyOf = (id: string) =>
+  identityStatements(template)
+    .filter(({ policy }) => policy === id)
+    .map(({ statement }) => statement);
+const bySid = (statements: Statement[], sid: string): Statement => {
+  const found = statements.find((s) => s.Sid === sid);
+  if (!found) throw new Error(`no statement ${sid}`);
+  return found;
+};
+const sub = (value: unknown) => (value as { 'Fn::Sub': string })['Fn::Sub'];
+
+describe('the packaged CloudFormation template', () => {
+  it('has both functions on nodejs22.x and arm64, each with a role of its own', () => {
+    const functions = ofType(template, 'AWS::Lambda::Function');
+    expect(functions.map(([id]) => id).sort()).toEqual(['ExportLambdaFunction', 'RotateLambdaFunction']);
+    for (const [, fn] of functions) {
+      expect(fn.Properties.Runtime).toBe('nodejs22.x');
+      expect(fn.Properties.Architectures).toEqual(['arm64']);
+    }
+    const roles = ofType(template, 'AWS::IAM::Role').map(([id]) => id);
+    expect(roles.sort()).toEqual(['ExportFunctionRole', 'RotateFunctionRole']);
+    expect(props(template, 'RotateLambdaFunction').Role).toEqual(arnOf('RotateFunctionRole'));
+    expect(props(template, 'ExportLambdaFunction').Role).toEqual(arnOf('ExportFunctionRole'));
+    expect(props(template, 'RotateFunctionPolicy').Roles).toEqual([{ Ref: 'RotateFunctionRole' }]);
+    expect(props(template, 'ExportFunctionPolicy').Roles).toEqual([{ Ref: 'ExportFunctionRole' }]);
+  });
+
+  it('gives the rotation function at least 30 s and the VPC subnets and security groups passed as params', () => {
+    const rotate = props(template, 'RotateLambdaFunction');
+    expect(rotate.Timeout).toBeGreaterThanOrEqual(30);
+    expect(rotate.Handler).toBe('functions/rotate.handler');
+    expect(rotate.VpcConfig).toEqual({
+      SubnetIds: PARAMS.rotationSubnetIds.split(','),
+      SecurityGroupIds: PARAMS.rotationSecurityGroupIds.split(','),
+    });
+    expect(rotate.Environment.Variables.CONFIG_PATH).toBe(PARAMS.rotationConfigPath);
+
+    const outsideVpc = materialize(raw, { RotationSubnetIds: '', RotationConfigPath: '' });
+    expect(props(outsideVpc, 'RotateLambdaFunction').VpcConfig).toBeUndefined();
+    expect(props(outsideVpc, 'RotateLambdaFunction').Environment.Variables).not.toHaveProperty('CONFIG_PATH');
+    expect(props(outsideVpc, 'RotateFunctionRole').ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('gives the exporter a timeout near the 15-minute limit, 1 GB and its configuration', () => {
+    const exporter = props(template, 'ExportLambdaFunction');
+    expect(exporter.Timeout).toBeGreaterThanOrEqual(840);
+    expect(exporter.Timeout).toBeLessThanOrEqual(900);
+    expect(exporter.MemorySize).toBe(1024);
+    expect(exporter.Handler).toBe('functions/export.handler');
+    expect(exporter.Environment.Variables).toMatchObject({
+      CONFIG_PATH: '/log-export',
+      WATERMARK_TABLE: { Ref: 'WatermarkTable' },
+    });
+  });
+
+  it('allows no wildcard action and no anonymous principal in any policy', () => {
+    const statements: Statement[] = identityStatements(template).map(({ statement }) => statement);
+    for (const [id, property] of [
+      ['ProjectKey', 'KeyPolicy'],
+      ['ExportBucketPolicy', 'PolicyDocument'],
+      ['ExportDeadLetterQueuePolicy', 'PolicyDocument'],
+      ['AlertTopicPolicy', 'PolicyDocument'],
+    ] as const) {
+      statements.push(...resourcePolicyStatements(resource(template, id), property));
+    }
+    const allows = statements.filter((s) => s.Effect === 'Allow');
+    expect(allows.length).toBeGreaterThan(15);
+    for (const statement of allows) {
+      expect(statement).not.toHaveProperty('NotAction');
+      for (const action of asArray(statement.Action)) {
+        expect(action, `${statement.Sid}`).not.toBe('*');
+        expect(action.endsWith(':*'), `${statement.Sid}: ${action}`).toBe(false);
+      }
+      expect(json(statement.Principal ?? null), `${statement.Sid}`).not.toMatch(/"\*"/);
+    }
+  });
+
+  it('scopes every identity statement to named resources, GetRandomPassword excepted', () => {
+    for (const { policy, statement } of identityStatements(template)) {
+      expect(statement.Effect).toBe('Allow');
+      const resources = asArray(statement.Resource);
+      expect(resources.length, `${policy}/${statement.Sid}`).toBeGreaterThan(0);
+      if (UNSCOPED_SIDS.has(statement.Sid ?? '')) {
+        expect(statement.Action).toBe('secretsmanager:GetRandomPassword');
+        continue;
+      }
+      for (const r of resources) expect(r, `${policy}/${statement.Sid}`).not.toBe('*');
+    }
+    // The VPC access policy (network interfaces on Resource "*") is the one managed policy.
+    const managed = asArray(props(template, 'RotateFunctionRole').ManagedPolicyArns).map(sub);
+    expect(managed).toEqual([
+      expect.stringMatching(/:iam::aws:policy\/service-role\/AWSLambdaVPCAccessExecutionRole$/),
+    ]);
+    expect(props(template, 'ExportFunctionRole').ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('scopes the rotation role to the secret pattern, RDS descriptions, its settings and its logs', () => {
+    const statements = policyOf('RotateFunctionPolicy');
+    expect(sub(bySid(statements, 'RotateDatabaseSecrets').Resource)).toMatch(/:secret:db\/\*$/);
+    expect(bySid(statements, 'RotateDatabaseSecrets').Action).toEqual([
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:GetSecretValue',
+      'secretsmanager:PutSecretValue',
+      'secretsmanager:UpdateSecretVersionStage',
+    ]);
+    expect(bySid(statements, 'ReadMasterSecrets').Action).not.toContain('secretsmanager:PutSecretValue');
+    expect(bySid(statements, 'FindDatabaseEndpoints').Action).toEqual([
+      'rds:DescribeDBInstances',
+      'rds:DescribeDBClusters',
+    ]);
+    expect(asArray(bySid(statements, 'ReadRotationSettings').Resource).map(sub)).toEqual([
+      expect.stringMatching(/:parameter\$\{RotationConfigPath\}\/rotation$/),
+      expect.stringMatching(/:parameter\$\{RotationConfigPath\}\/rotation\/\*$/),
+    ]);
+    expect(sub(bySid(statements, 'WriteOwnLogs').Resource)).toContain(
+      `log-group:/aws/lambda/${SERVICE}-${STAGE}-rotate:*`,
+    );
+    const actions = statements.flatMap((s) => asArray(s.Action));
+    expect(actions.filter((a) => !/^(secretsmanager|rds|ssm|logs):/.test(a))).toEqual([]);
+  });
+
+  it('scopes the export role to its SSM path, the secrets, the table, the bucket prefix, itself and its queue', () => {
+    const statements = policyOf('ExportFunctionPolicy');
+    expect(asArray(bySid(statements, 'ReadConfiguration').Resource).map(sub)).toEqual([
+      expect.stringMatching(/:parameter\/log-export$/),
+      expect.stringMatching(/:parameter\/log-export\/\*$/),
+    ]);
+    expect(bySid(statements, 'ReadDatabaseCredentials').Action).toBe('secretsmanager:GetSecretValue');
+    expect(sub(bySid(statements, 'ReadDatabaseCredentials').Resource)).toMatch(/:secret:db\/\*$/);
+    expect(bySid(statements, 'TrackWatermarks').Resource).toEqual(arnOf('WatermarkTable'));
+    expect(sub(bySid(statements, 'WriteExportObjects').Resource)).toMatch(
+      /^\$\{ExportBucket\.Arn\}\/logs\/\*$/,
+    );
+    expect(bySid(statements, 'ListExportPrefix').Condition).toEqual({
+      StringLikeIfExists: { 's3:prefix': 'logs/*' },
+    });
+    expect(bySid(statements, 'FanOutToItself').Action).toBe('lambda:InvokeFunction');
+    expect(sub(bySid(statements, 'FanOutToItself').Resource)).toMatch(
+      new RegExp(`:function:${SERVICE}-${STAGE}-export$`),
+    );
+    expect(props(template, 'ExportLambdaFunction').FunctionName).toBe(`${SERVICE}-${STAGE}-export`);
+    expect(bySid(statements, 'RecordFailedInvocations').Resource).toEqual(arnOf('ExportDeadLetterQueue'));
+  });
+
+  it('encrypts the watermark table with the project key and keeps point-in-time recovery', () => {
+    const table = props(template, 'WatermarkTable');
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.KeySchema).toEqual([
+      { AttributeName: 'cluster', KeyType: 'HASH' },
+      { AttributeName: 'table', KeyType: 'RANGE' },
+    ]);
+    expect(table.AttributeDefinitions).toEqual([
+      { AttributeName: 'cluster', AttributeType: 'S' },
+      { AttributeName: 'table', AttributeType: 'S' },
+    ]);
+    expect(table.SSESpecification).toEqual({
+      SSEEnabled: true,
+      SSEType: 'KMS',
+      KMSMasterKeyId: arnOf('ProjectKey'),
+    });
+    expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+  });
+
+  it('encrypts the bucket with SSE-KMS and bucket keys, blocks public access and ages objects by params', () => {
+    const bucket = props(template, 'ExportBucket');
+    expect(bucket.BucketEncryption.ServerSideEncryptionConfiguration).toEqual([
+      {
+        ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: arnOf('ProjectKey') },
+        BucketKeyEnabled: true,
+      },
+    ]);
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    const ageing = bucket.LifecycleConfiguration.Rules.find((r: { Id: string }) => r.Id === 'AgeExports');
+    expect(ageing.Transitions).toEqual([
+      { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },
+      { StorageClass: 'GLACIER_IR', TransitionInDays: 90 },
+    ]);
+    expect(ageing.ExpirationInDays).toBe(365);
+  });
+
+  it('denies access without TLS and uploads that ask for anything but SSE-KMS with the project key', () => {
+    const statements = resourcePolicyStatements(resource(template, 'ExportBucketPolicy'), 'PolicyDocument');
+    const insecure = bySid(statements, 'DenyInsecureTransport');
+    expect(insecure).toMatchObject({ Effect: 'Deny', Principal: '*', Action: 's3:*' });
+    expect(String(insecure.Condition?.Bool?.['aws:SecureTransport'])).toBe('false');
+    expect(asArray(insecure.Resource)).toHaveLength(2);
+    const notKms = bySid(statements, 'DenyUploadsNotEncryptedWithKms');
+    expect(notKms).toMatchObject({ Effect: 'Deny', Action: 's3:PutObject' });
+    expect(notKms.Condition).toEqual({
+      StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+    });
+    expect(bySid(statements, 'DenyUploadsWithAnotherKey').Condition).toEqual({
+      StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': arnOf('ProjectKey') },
+    });
+  });
+
+  it('rotates the project key and keeps its administrators apart from its users', () => {
+    for (const [name, t] of [
+      ['named admins', template],
+      ['account as admin', materialize(raw, { KeyAdminArns: '' })],
+    ] as const) {
+      const key = props(t, 'ProjectKey');
+      expect(key.EnableKeyRotation, name).toBe(true);
+      const statements = resourcePolicyStatements(resource(t, 'ProjectKey'), 'KeyPolicy');
+      const admin = bySid(statements, 'KeyAdministration');
+      const users = bySid(statements, 'FunctionsUseKeyThroughServices');
+      const readers = bySid(statements, 'ReadersDecryptExportsAndDeadLetters');
+      const principals = (s: Statement) => asArray((s.Principal as { AWS: unknown }).AWS).map(json);
+      const adminPrincipals = principals(admin);
+      expect(adminPrincipals.length, name).toBeGreaterThan(0);
+      for (const p of [...principals(users), ...principals(readers)]) {
+        expect(adminPrincipals, name).not.toContain(p);
+      }
+      expect(users.Principal).toEqual({ AWS: [arnOf('RotateFunctionRole'), arnOf('ExportFunctionRole')] });
+      expect(asArray(users.Condition?.StringEquals?.['kms:ViaService']).length).toBeGreaterThan(0);
+      const cryptographic = /^kms:(Decrypt|Encrypt|GenerateDataKey|ReEncrypt)/;
+      expect(
+        asArray(admin.Action).filter((a) => cryptographic.test(a)),
+        name,
+      ).toEqual([]);
+      // Every other statement that reaches the key's data either names the two roles,
+      // the readers or a service acting for this account.
+      for (const s of statements.filter((x) => asArray(x.Action).some((a) => cryptographic.test(a)))) {
+        expect([
+          'FunctionsUseKeyThroughServices',
+          'ReadersDecryptExportsAndDeadLetters',
+          'AlertPublishersUseKey',
+        ]).toContain(s.Sid);
+      }
+    }
+    expect(
+      bySid(resourcePolicyStatements(resource(template, 'ProjectKey'), 'KeyPolicy'), 'KeyAdministration'),
+    ).toMatchObject({ Principal: { AWS: [PARAMS.keyAdminArns] } });
+  });
+
+  it('lets Secrets Manager of this account alone invoke the rotation function', () => {
+    const permissions = ofType(template, 'AWS::Lambda::Permission').filter(
+      ([, p]) => p.Properties.Principal === 'secretsmanager.amazonaws.com',
+    );
+    expect(permissions).toHaveLength(1);
+    expect(permissions[0]?.[1].Properties).toEqual({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: arnOf('RotateLambdaFunction'),
+      Principal: 'secretsmanager.amazonaws.com',
+      SourceAccount: { Ref: 'AWS::AccountId' },
+    });
+  });
+
+  it('schedules the exporter and parks its failed asynchronous invocations in an encrypted queue', () => {
+    const schedules = ofType(template, 'AWS::Events::Rule').filter(
+      ([, r]) => r.Properties.ScheduleExpression,
+    );
+    expect(schedules).toHaveLength(1);
+    const schedule = schedules[0]?.[1].Properties ?? {};
+    expect(schedule.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(schedule.State).toBe('ENABLED');
+    expect(schedule.Targets[0].Arn).toEqual(arnOf('ExportLambdaFunction'));
+
+    const invokeConfig = props(template, 'ExportAsyncInvokeConfig');
+    expect(invokeConfig.FunctionName).toEqual({ Ref: 'ExportLambdaFunction' });
+    expect(invokeConfig.DestinationConfig).toEqual({
+      OnFailure: { Destination: arnOf('ExportDeadLetterQueue') },
+    });
+    expect(props(template, 'ExportDeadLetterQueue').KmsMasterKeyId).toEqual(arnOf('ProjectKey'));
+  });
+
+  it('alarms on function errors and dead letters, and sends RotationFailed events to an encrypted topic', () => {
+    const alarms = ofType(template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    for (const fn of ['RotateLambdaFunction', 'ExportLambdaFunction']) {
+      const alarm = alarms.find((a) => a.MetricName === 'Errors' && json(a.Dimensions).includes(fn));
+      expect(alarm, fn).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        AlarmActions: [{ Ref: 'AlertTopic' }],
+      });
+    }
+    expect(alarms.find((a) => a.Namespace === 'AWS/SQS')?.Dimensions).toEqual([
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': ['ExportDeadLetterQueue', 'QueueName'] } },
+    ]);
+
+    const rule = props(template, 'RotationFailedRule');
+    expect(rule.EventPattern).toMatchObject({
+      source: ['aws.secretsmanager'],
+      'detail-type': ['AWS Service Event via CloudTrail'],
+      detail: { eventSource: ['secretsmanager.amazonaws.com'] },
+    });
+    expect(rule.EventPattern.detail.eventName).toContain('RotationFailed');
+    expect(rule.Targets).toEqual([{ Id: 'alert-topic', Arn: { Ref: 'AlertTopic' } }]);
+    expect(props(template, 'AlertTopic').KmsMasterKeyId).toEqual(arnOf('ProjectKey'));
+    const topicPolicy = resourcePolicyStatements(resource(template, 'AlertTopicPolicy'), 'PolicyDocument');
+    expect(bySid(topicPolicy, 'RotationFailureRulePublishes')).toMatchObject({
+      Effect: 'Allow',
+      Principal: { Service: 'events.amazonaws.com' },
+      Action: 'sns:Publish',
+      Condition: { ArnEquals: { 'aws:SourceArn': arnOf('RotationFailedRule') } },
+    });
+  });
+
+  it('keeps each zipped bundle small, with the handler module where the template points', () => {
+    const sizes: string[] = [];
+    for (const fn of ['rotate', 'export']) {
+      const zip = join(outDir, `${fn}.zip`);
+      const zipped = statSync(zip).size;
+      const entries = zipEntries(zip);
+      const unzipped = entries.reduce((sum, e) => sum + e.size, 0);
+      sizes.push(
+        `${fn}: ${(zipped / 1024).toFixed(0)} KiB zipped, ${(unzipped / 1024).toFixed(0)} KiB unzipped`,
+      );
+      expect(zipped, fn).toBeLessThan(MAX_ZIP_BYTES);
+      expect(entries.map((e) => e.name).sort(), fn).toEqual([
+        `functions/${fn}.mjs`,
+        `functions/${fn}.mjs.map`,
+      ]);
+    }
+    console.info(`bundle sizes: ${sizes.join('; ')}`);
+  });
+});
