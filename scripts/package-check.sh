@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the deployment artifacts offline (no AWS credentials needed) and lints the
+# generated CloudFormation template: what CI runs for the deployment. Extra
+# arguments go to `serverless package`, e.g. --stage prod --param="keyAdminArns=...".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cfn-lint >/dev/null || { echo "cfn-lint not found: pip install cfn-lint" >&2; exit 1; }
+export SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
+
+started=$SECONDS
+npx serverless package "$@"
+echo "packaged in $((SECONDS - started)) s"
+cfn-lint .serverless/cloudformation-template-update-stack.json
+echo "cfn-lint: no findings"
+for zip in .serverless/*.zip; do
+  echo "$(basename "$zip"): $(( $(stat -c %s "$zip") / 1024 )) KiB zipped"
+done
