@@ -20,14 +20,11 @@ export interface DatabaseSecret {
 }
 
 const nonEmpty = z.string().trim().min(1, 'must be a non-empty string');
-const port = z.union([
-  z.number().int().min(1).max(65535),
-  z
-    .string()
-    .regex(/^\d{1,5}$/, 'must be a port number')
-    .transform(Number)
-    .pipe(z.number().int().min(1, 'must be a port number').max(65535, 'must be a port number')),
-]);
+const PORT_PROBLEM = 'must be a port number';
+const port = z
+  .union([z.number(), z.string()], { error: PORT_PROBLEM })
+  .transform((v) => (typeof v === 'number' ? v : /^\d{1,5}$/.test(v) ? Number(v) : Number.NaN))
+  .pipe(z.number({ error: PORT_PROBLEM }).int(PORT_PROBLEM).min(1, PORT_PROBLEM).max(65535, PORT_PROBLEM));
 
 const databaseSecretSchema = z.looseObject({
   engine: nonEmpty,
