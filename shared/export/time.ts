@@ -1,7 +1,7 @@
 /**
  * Timestamp arithmetic on strings. Database timestamps carry microseconds that a
  * JavaScript Date would drop, so timestamps are kept as text or as integer
- * microseconds since the Unix epoch (exact in a double up to year 287396) and
+ * microseconds since the Unix epoch (exact in a double until the year 2255) and
  * never pass through Date.
  */
 
