@@ -13,10 +13,16 @@ import { tlsModeFrom } from '../db/tls';
 import { AuthenticationError, RotationStateError, SecretFormatError } from '../errors';
 import { type Logger, registerSecret } from '../log';
 import { type DatabaseSecret, parseDatabaseSecret } from '../secret';
-import { parseRotationEvent, type RotationEvent, type RotationStep } from './event';
+import { parseRotationEvent, ROTATION_STEPS, type RotationEvent, type RotationStep } from './event';
 import { resolveMasterLogin } from './master';
 import type { PasswordPolicy } from './settings';
-import { describeSecret, rememberVersionValue, type SecretState, versionValue } from './versions';
+import {
+  cachedVersionValue,
+  describeSecret,
+  rememberVersionValue,
+  type SecretState,
+  versionValue,
+} from './versions';
 
 export interface RotationDeps {
   secretsManager: SecretsManagerClient;
@@ -57,24 +63,29 @@ export function alternateUsername(username: string): string {
  */
 export async function runRotationStep(rawEvent: unknown, deps: RotationDeps): Promise<StepReport> {
   const started = Date.now();
-  const event = parseRotationEvent(rawEvent);
-  const context = new StepContext(event, deps);
+  let context: StepContext | undefined;
   try {
+    const event = parseRotationEvent(rawEvent);
+    context = new StepContext(event, deps);
     const outcome = await context.run();
     const report = context.report(outcome, Date.now() - started);
     deps.logger.info('Rotation step finished', { ...report });
-    record(
-      deps.metrics,
-      report,
-      outcome === 'done' && event.Step === 'finishSecret' ? 'RotationSucceeded' : undefined,
-    );
+    const succeeded = outcome === 'done' && event.Step === 'finishSecret';
+    record(deps.metrics, report, succeeded ? 'RotationSucceeded' : undefined);
     return report;
   } catch (error) {
     const durationMs = Date.now() - started;
-    deps.logger.error('Rotation step failed', { ...context.fields(), outcome: 'failed', durationMs, error });
-    record(deps.metrics, { step: event.Step, durationMs }, 'RotationFailed');
+    const fields = context?.fields() ?? { step: stepNameOf(rawEvent) };
+    deps.logger.error('Rotation step failed', { ...fields, outcome: 'failed', durationMs, error });
+    record(deps.metrics, { step: fields.step, durationMs }, 'RotationFailed');
     throw error;
   }
+}
+
+/** The step a rejected event asked for, for logs and metrics only. */
+function stepNameOf(rawEvent: unknown): string {
+  const step = (rawEvent as { Step?: unknown } | null)?.Step;
+  return typeof step === 'string' && (ROTATION_STEPS as readonly string[]).includes(step) ? step : 'invalid';
 }
 
 function record(
@@ -228,6 +239,9 @@ class StepContext {
 
   async finishSecret(): Promise<StepOutcome> {
     const currentId = this.#state?.versionWith('AWSCURRENT');
+    // For the log line only, and only when this container already holds the value: no extra call.
+    const known = cachedVersionValue(this.arn, this.token);
+    if (known) this.#current = JSON.parse(known) as DatabaseSecret;
     await this.deps.secretsManager.send(
       new UpdateSecretVersionStageCommand({
         SecretId: this.arn,

@@ -69,6 +69,11 @@ export async function versionValue(
   }
 }
 
+/** The value of a version if this container already holds it; never calls the API. */
+export function cachedVersionValue(arn: string, versionId: string): string | undefined {
+  return versionCache.get(`${arn}\u0000${versionId}`);
+}
+
 /** Records a value this container wrote (PutSecretValue), or read. */
 export function rememberVersionValue(arn: string, versionId: string, value: string): void {
   registerSecret(value);
