@@ -66,7 +66,7 @@ describe('TLS policy against a server with a self-signed certificate', () => {
         join(dir, 'cert.pem'),
       ],
       { stdio: 'ignore' },
-    ); // prettier-ignore
+    );
     fake = fakeTlsPostgres(
       readFileSync(join(dir, 'key.pem'), 'utf8'),
       readFileSync(join(dir, 'cert.pem'), 'utf8'),
