@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type MariadbInfo, startMariadb } from './mariadb';
@@ -54,6 +54,7 @@ export async function startStack(): Promise<Stack> {
   for (const result of started) if (result.status === 'fulfilled') stops.push(result.value.stop);
   const stop = async () => {
     await Promise.allSettled(stops.map((s) => s()));
+    rmSync(workDir, { recursive: true, force: true });
   };
   const failure = started.find((r) => r.status === 'rejected');
   if (failure) {

@@ -1,4 +1,4 @@
-import { existsSync, openSync } from 'node:fs';
+import { existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
@@ -93,9 +93,11 @@ export async function startMariadb(adminPassword: string): Promise<MariadbHandle
     adminUser: 'admin',
     adminPassword,
     async stop() {
-      if (exited) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (!exited) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,4 +1,4 @@
-import { existsSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { asUser, execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
@@ -104,8 +104,11 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
   return {
     ...info,
     async stop() {
-      child.kill('SIGINT'); // fast shutdown
-      await new Promise((r) => child.once('exit', r));
+      // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
+      const exited = new Promise((r) => child.once('exit', r));
+      await execFileAsync(...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']));
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
