@@ -1,3 +1,5 @@
+import { POSTGRES_TABLES } from './catalog-postgres';
+import { REDSHIFT_TABLES } from './catalog-redshift';
 import type { DatabaseSession, SqlDialect } from './session';
 
 /**
@@ -28,6 +30,13 @@ export interface SourceContext {
   session: DatabaseSession;
   /** The cluster's own parameters (e.g. `csvlog-table`, `log-source`), for engine-specific options. */
   options: Readonly<Record<string, unknown>>;
+  /** The latest end a complete window may have in this run (database clock minus lag), in microseconds. */
+  dueUntil: number;
+}
+
+/** What a source answers instead of a query when there is nothing to read (an extension not installed). */
+export interface SkippedSource {
+  skipped: string;
 }
 
 /** Builds the SELECT of one window's rows (unordered; the pipeline adds ORDER BY). */
@@ -49,7 +58,7 @@ export interface TableDefinition {
   /** Seconds a row may appear after its event time (unless `global/lag-seconds` overrides). */
   lagSeconds(session: DatabaseSession): Promise<number>;
   /** Prepares the window query for one run (checks which source tables exist, and the like). */
-  source(context: SourceContext): Promise<WindowQuery>;
+  source(context: SourceContext): Promise<WindowQuery | SkippedSource>;
 }
 
 const ONE_MINUTE = 60;
@@ -109,8 +118,13 @@ export const slowLog: TableDefinition = {
   },
 };
 
-/** Every catalog table. Issue 5 adds PostgreSQL and Redshift entries here. */
-export const CATALOG: readonly TableDefinition[] = [generalLog, slowLog];
+/** Every catalog table. */
+export const CATALOG: readonly TableDefinition[] = [
+  generalLog,
+  slowLog,
+  ...POSTGRES_TABLES,
+  ...REDSHIFT_TABLES,
+];
 
 export function catalogTable(family: EngineFamily, name: string): TableDefinition | undefined {
   return CATALOG.find((t) => t.family === family && t.name === name);

@@ -69,7 +69,7 @@ const clusterSchema = z
     }
   });
 
-export const exportConfigSchema = z
+const configObject = z
   .object({
     global: z.strictObject({
       destination: z.string().regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
@@ -98,7 +98,10 @@ export const exportConfigSchema = z
     }
   });
 
-export type RawExportConfig = z.infer<typeof exportConfigSchema>;
+// Without any global parameter, still name the one that is required.
+export const exportConfigSchema = z.preprocess((tree) => ({ global: {}, ...(tree as object) }), configObject);
+
+export type RawExportConfig = z.infer<typeof configObject>;
 
 /** How to log in: through the rotated secret, or with parameters. */
 export type Credentials = { secretId: string } | { target: Omit<ConnectionTarget, 'tls'> & { ssl?: string } };

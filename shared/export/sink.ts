@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -116,10 +117,11 @@ export class FileSink implements Sink {
     const target = join(this.root, key);
     await mkdir(dirname(target), { recursive: true });
     const temporary = `${target}.${randomUUID()}.tmp`;
-    const file = await open(temporary, 'wx');
     try {
+      await pipeline(body, createWriteStream(temporary, { flags: 'wx' }), { signal: options.signal });
+      // Flush the data to disk before the name appears (fsync works on the file, through any descriptor).
+      const file = await open(temporary, 'r');
       try {
-        await pipeline(body, file.createWriteStream({ autoClose: false }), { signal: options.signal });
         await file.sync();
       } finally {
         await file.close();

@@ -8,7 +8,7 @@ import { encodeJsonLines, peek } from './encode';
 import { planBackfill, planWindows, type Window } from './planner';
 import type { DatabaseSession } from './session';
 import type { Sink } from './sink';
-import { compactTimestamp, dayOf, toMicros } from './time';
+import { compactTimestamp, dayOf, seconds, toMicros } from './time';
 import type { Lease, WatermarkStore } from './watermark-store';
 
 /** What a run does with one table. */
@@ -30,6 +30,8 @@ export interface TableSummary {
   windowsLeft?: number;
   /** Dry run: rows per window, by window start. */
   rowsPerWindow?: Record<string, number>;
+  /** Why the table was not read at all (e.g. "extension not installed"); nothing moved. */
+  skipped?: string;
   error?: string;
 }
 
@@ -113,7 +115,17 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       lagSeconds,
       mode: mode.kind,
     });
-    const windowQuery = await table.source({ session, options: cluster.options });
+    const source = await table.source({
+      session,
+      options: cluster.options,
+      dueUntil: toMicros(dbNow) - seconds(lagSeconds),
+    });
+    if (typeof source !== 'function') {
+      summary.skipped = source.skipped;
+      logger.info('Table skipped', { reason: source.skipped });
+      return summary;
+    }
+    const windowQuery = source;
     const ordered = (w: Window) =>
       `${windowQuery(micro(w))} ORDER BY ${table.orderBy.map((c) => session.dialect.quote(c)).join(', ')}`;
 

@@ -1,3 +1,7 @@
+import { mkdtempSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
   CreateTableCommand,
@@ -227,4 +231,20 @@ export function mysqlClusterParameters(cluster: string): Record<string, string |
     [`clusters/${cluster}/password`]: { secure: adminPassword },
     [`clusters/${cluster}/ssl`]: 'false',
   };
+}
+
+/** Every object under a directory of the file sink, decompressed into its parsed JSON lines, by relative path. */
+export async function readFileObjects(root: string): Promise<Map<string, Record<string, unknown>[]>> {
+  const objects = new Map<string, Record<string, unknown>[]>();
+  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const full = join(entry.parentPath, entry.name);
+    objects.set(relative(root, full), parseJsonLines(gunzipSync(await readFile(full)).toString('utf8')));
+  }
+  return objects;
+}
+
+/** A fresh directory for the file sink. */
+export function exportDirectory(): string {
+  return mkdtempSync(join(tmpdir(), 'export-'));
 }
