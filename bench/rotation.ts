@@ -121,7 +121,7 @@ try {
   const header = [
     'engine',
     'strategy',
-    'cache',
+    'container',
     'median ms',
     'API calls/rotation',
     'reference',

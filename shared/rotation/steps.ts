@@ -163,10 +163,10 @@ class StepContext {
       return 'already-created';
     const password = await this.generatePassword(adapter);
     // Every key the rotation does not own is carried over exactly as the user wrote it.
-    const next = { ...(JSON.parse(this.#currentText as string) as object), password } as Record<
-      string,
-      unknown
-    >;
+    const next: Record<string, unknown> = {
+      ...(JSON.parse(this.#currentText as string) as object),
+      password,
+    };
     if (strategyOf(current) === 'alternating-users') next.username = alternateUsername(current.username);
     const value = JSON.stringify(next);
     await this.deps.secretsManager.send(
