@@ -8,7 +8,7 @@ import {
   randomPassword,
   stack,
 } from '../stack/fixtures';
-import { ENGINES, rotate, secretValue } from './rotation-support';
+import { ENGINES, mariadbUnderTest, postgresUnderTest, rotate, secretValue } from './rotation-support';
 
 /** A user name with a dot, a dash, capitals and both quote characters. */
 const oddName = () => `App.User-${randomBytes(3).toString('hex')}'Q"x`;
@@ -48,6 +48,28 @@ describe.each(ENGINES)('$engine user names that need escaping', (engine) => {
     expect(current.username).toBe(`${username}_clone`);
     expect(await engine.canRead(`${username}_clone`, current.password as string, query)).toBe(true);
   });
+});
+
+describe('engine names of the AWS convention', () => {
+  it.each([
+    ['aurora-postgresql', postgresUnderTest],
+    ['mysql', mariadbUnderTest],
+    ['aurora-mysql', mariadbUnderTest],
+  ] as const)(
+    'rotates a secret with engine "%s" (SQL follows the server, not the name)',
+    async (name, engine) => {
+      const password = randomPassword();
+      const username = await engine.createUser(password);
+      const { host, port } = engine.server();
+      const arn = await createSecret({ engine: name, host, port, username, password });
+
+      await rotate(arn);
+
+      const current = await secretValue(arn);
+      expect(current.engine).toBe(name);
+      expect(await engine.canLogin(username, current.password as string)).toBe(true);
+    },
+  );
 });
 
 describe('mariadb accounts', () => {

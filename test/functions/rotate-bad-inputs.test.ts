@@ -266,6 +266,12 @@ const CASES: BadInput[] = [
     },
   },
   {
+    name: 'ssl: true against a server that offers no TLS',
+    error: DatabaseError,
+    message: /u_[0-9a-f]+@127\.0\.0\.1:\d+ \(setSecret: AWSPENDING\)/,
+    arrange: () => rotating(postgresUnderTest, ({ arn, token }) => run(arn, token), { ssl: true }),
+  },
+  {
     name: 'a wrong master password',
     error: AuthenticationError,
     message: /Login refused for postgres@127\.0\.0\.1:\d+ \(setSecret: master\)/,

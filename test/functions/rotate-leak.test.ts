@@ -108,7 +108,22 @@ describe('no generated password leaks', () => {
     const text = output.text();
     expect(text).toContain('"step":"setSecret"');
     expect(text).toContain('Rotation step failed');
-    expect(text).toMatch(/"RotationSucceeded"/);
+    expect(text).toMatch(/"RotationSucceeded":1/);
+    expect(text).toMatch(/"RotationFailed":1/);
+    expect(text).toMatch(/"Step":"testSecret","StepDuration":\d+/);
+    const stepLine = text
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.message === 'Rotation step finished' && line.strategy === 'alternating-users');
+    expect(stepLine).toMatchObject({
+      secretArn: expect.stringMatching(/^arn:aws:secretsmanager:/),
+      token: expect.any(String),
+      step: expect.any(String),
+      engine: expect.any(String),
+      outcome: 'done',
+      durationMs: expect.any(Number),
+    });
 
     for (const password of generated) {
       expect(text.includes(password), 'function output').toBe(false);

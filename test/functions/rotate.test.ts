@@ -67,6 +67,16 @@ describe.each(ENGINES)('$engine single user', (engine) => {
     expect(error).toBeInstanceOf(RotationStateError);
     expect((await secretValue(arn)).password).toBe(password);
     expect(await engine.canLogin(username, password)).toBe(true);
+    // AWSPENDING stays on the failed token, as Secrets Manager leaves it; resuming completes the rotation.
+    const pendingToken = Object.entries(await stagesOf(arn)).find(([, stages]) =>
+      stages.includes('AWSPENDING'),
+    )?.[0];
+    expect(pendingToken).toBeDefined();
+    await rotate(arn, { token: pendingToken as string });
+    const current = await secretValue(arn);
+    expect(current.password).not.toBe(password);
+    expect(await engine.canLogin(username, current.password as string)).toBe(true);
+    expect(Object.values(await stagesOf(arn)).flat()).not.toContain('AWSPENDING');
   });
 
   it('logs in with AWSPREVIOUS when the database still has the previous password', async () => {
