@@ -97,7 +97,6 @@ describe('the packaged CloudFormation template', () => {
 
     const outsideVpc = materialize(raw, { RotationSubnetIds: '', RotationConfigPath: '' });
     expect(props(outsideVpc, 'RotateLambdaFunction').VpcConfig).toBeUndefined();
-    expect(props(outsideVpc, 'RotateLambdaFunction').Environment.Variables).not.toHaveProperty('CONFIG_PATH');
     expect(props(outsideVpc, 'RotateFunctionRole').ManagedPolicyArns).toBeUndefined();
   });
 
@@ -109,8 +108,9 @@ describe('the packaged CloudFormation template', () => {
     expect(exporter.Handler).toBe('functions/export.handler');
     expect(exporter.Environment.Variables).toMatchObject({
       CONFIG_PATH: '/log-export',
-      WATERMARK_TABLE: { Ref: 'WatermarkTable' },
+      WATERMARK_TABLE: props(template, 'WatermarkTable').TableName,
     });
+    expect(resource(template, 'ExportLambdaFunction').DependsOn).toContain('WatermarkTable');
   });
 
   it('allows no wildcard action and no anonymous principal in any policy', () => {
@@ -374,8 +374,8 @@ describe('the packaged CloudFormation template', () => {
       );
       expect(zipped, fn).toBeLessThan(MAX_ZIP_BYTES);
       expect(entries.map((e) => e.name).sort(), fn).toEqual([
-        `functions/${fn}.mjs`,
-        `functions/${fn}.mjs.map`,
+        `functions/${fn}.cjs`,
+        `functions/${fn}.cjs.map`,
       ]);
     }
     console.info(`bundle sizes: ${sizes.join('; ')}`);
