@@ -79,6 +79,7 @@ describe('Athena DDL', () => {
       "'projection.dt.type' = 'date'",
       "'projection.dt.format' = 'yyyy-MM-dd'",
       "'projection.dt.range' = '2024-01-01,NOW'",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's own placeholders, not JavaScript's
       "'storage.location.template' = 's3://analytics-bucket/db-logs/stl_querytext/cluster=${cluster}/dt=${dt}/'",
     ]) {
       expect(ddl).toContain(property);
