@@ -2,18 +2,16 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { rdsClient, secretsManagerClient } from '../shared/aws/clients';
 import { createLogger } from '../shared/log';
 import { passwordPolicySource } from '../shared/rotation/settings';
-import { type RotationDeps, runRotationStep } from '../shared/rotation/steps';
+import { type RotationDeps, runRotationStep, type StepReport } from '../shared/rotation/steps';
 
 /**
  * The rotation Lambda attached to database secrets: Secrets Manager invokes it
  * once per step (createSecret, setSecret, testSecret, finishSecret) for every
- * supported engine and both strategies. A failed step throws, so that Secrets
- * Manager retries the rotation.
+ * supported engine and both strategies. It returns what the step did; a failed
+ * step throws, so that Secrets Manager retries the rotation.
  */
 export function makeHandler(deps: RotationDeps) {
-  return async (event: unknown): Promise<void> => {
-    await runRotationStep(event, deps);
-  };
+  return (event: unknown): Promise<StepReport> => runRotationStep(event, deps);
 }
 
 /** Dependencies built once per container. */

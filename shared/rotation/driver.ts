@@ -17,7 +17,7 @@ export interface DriveRotationOptions {
   secretsManager: SecretsManagerClient;
   secretId: string;
   /** Runs one step, like Secrets Manager invoking the rotation Lambda. */
-  invoke: (event: RotationEvent) => Promise<void>;
+  invoke: (event: RotationEvent) => Promise<unknown>;
   /** Whole-sequence attempts before giving up (Secrets Manager also retries). Default 3. */
   attempts?: number;
   /** Resume the rotation that this token started, instead of starting a new one. */

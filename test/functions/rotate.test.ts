@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { makeHandler } from '../../functions/rotate';
 import { RotationStateError } from '../../shared/errors';
 import type { RotationEvent } from '../../shared/rotation/event';
 import {
@@ -8,6 +9,7 @@ import {
   type Invoke,
   invoker,
   rotate,
+  rotationDeps,
   secretValue,
   singleUserSecret,
   stagesOf,
@@ -187,5 +189,27 @@ describe.each(ENGINES)('$engine alternating users', (engine) => {
     expect(await engine.canLogin(before.value.username as string, before.value.password as string)).toBe(
       true,
     );
+  });
+});
+
+describe('the handler', () => {
+  it('returns what each step did, and that a replayed step had nothing to do', async () => {
+    const { arn } = await singleUserSecret(ENGINES[0] as (typeof ENGINES)[number]);
+    const token = randomUUID();
+    await startRotation(arn, token);
+    const handler = makeHandler(rotationDeps());
+
+    const first = await handler({ Step: 'createSecret', SecretId: arn, ClientRequestToken: token });
+    const again = await handler({ Step: 'createSecret', SecretId: arn, ClientRequestToken: token });
+
+    expect(first).toMatchObject({
+      secretArn: arn,
+      token,
+      step: 'createSecret',
+      engine: 'postgres',
+      strategy: 'single-user',
+      outcome: 'done',
+    });
+    expect(again.outcome).toBe('already-created');
   });
 });

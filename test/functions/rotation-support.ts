@@ -37,7 +37,7 @@ export function rotationDeps(overrides: Partial<RotationDeps> = {}): RotationDep
   };
 }
 
-export type Invoke = (event: RotationEvent) => Promise<void>;
+export type Invoke = (event: RotationEvent) => Promise<unknown>;
 
 export function invoker(deps: RotationDeps = rotationDeps()): Invoke {
   const handler = makeHandler(deps);
