@@ -19,7 +19,9 @@ export interface DatabaseSecret {
   [key: string]: unknown;
 }
 
-const nonEmpty = z.string().trim().min(1, 'must be a non-empty string');
+// Checked, not trimmed: the value is used exactly as stored.
+const NON_EMPTY = 'must be a non-empty string';
+const nonEmpty = z.string({ error: NON_EMPTY }).regex(/\S/, NON_EMPTY);
 const PORT_PROBLEM = 'must be a port number';
 const port = z
   .union([z.number(), z.string()], { error: PORT_PROBLEM })
@@ -30,10 +32,10 @@ const databaseSecretSchema = z.looseObject({
   engine: nonEmpty,
   host: nonEmpty,
   username: nonEmpty,
-  password: z.string().min(1, 'must be a non-empty string'),
+  password: z.string({ error: NON_EMPTY }).min(1, NON_EMPTY),
   port: port.optional(),
-  dbname: z.string().optional(),
-  ssl: z.union([z.boolean(), z.string()]).optional(),
+  dbname: z.string({ error: 'must be a string' }).optional(),
+  ssl: z.union([z.boolean(), z.string()], { error: 'must be true, false or absent' }).optional(),
   masterarn: nonEmpty.optional(),
 });
 
