@@ -25,6 +25,8 @@ const STAGE = 'ci';
 const PARAMS = {
   rotationSubnetIds: 'subnet-0123456789abcdef0,subnet-0123456789abcdef1',
   rotationSecurityGroupIds: 'sg-0123456789abcdef0',
+  exportSubnetIds: 'subnet-0123456789abcdef2',
+  exportSecurityGroupIds: 'sg-0123456789abcdef1',
   keyAdminArns: 'arn:aws:iam::123456789012:role/KeyAdmin',
   keyReaderArns: 'arn:aws:iam::123456789012:role/LogAnalyst',
   rotationConfigPath: '/db-rotation',
@@ -106,6 +108,13 @@ describe('the packaged CloudFormation template', () => {
     expect(exporter.Timeout).toBeLessThanOrEqual(900);
     expect(exporter.MemorySize).toBe(1024);
     expect(exporter.Handler).toBe('functions/export.handler');
+    expect(exporter.VpcConfig).toEqual({
+      SubnetIds: [PARAMS.exportSubnetIds],
+      SecurityGroupIds: [PARAMS.exportSecurityGroupIds],
+    });
+    expect(
+      props(materialize(raw, { ExportSubnetIds: '' }), 'ExportLambdaFunction').VpcConfig,
+    ).toBeUndefined();
     expect(exporter.Environment.Variables).toMatchObject({
       CONFIG_PATH: '/log-export',
       WATERMARK_TABLE: props(template, 'WatermarkTable').TableName,
@@ -146,12 +155,15 @@ describe('the packaged CloudFormation template', () => {
       }
       for (const r of resources) expect(r, `${policy}/${statement.Sid}`).not.toBe('*');
     }
-    // The VPC access policy (network interfaces on Resource "*") is the one managed policy.
-    const managed = asArray(props(template, 'RotateFunctionRole').ManagedPolicyArns).map(sub);
-    expect(managed).toEqual([
-      expect.stringMatching(/:iam::aws:policy\/service-role\/AWSLambdaVPCAccessExecutionRole$/),
-    ]);
-    expect(props(template, 'ExportFunctionRole').ManagedPolicyArns).toBeUndefined();
+    // In a VPC, the VPC access policy (network interfaces on Resource "*") is the one managed policy.
+    for (const role of ['RotateFunctionRole', 'ExportFunctionRole']) {
+      const managed = asArray(props(template, role).ManagedPolicyArns).map(sub);
+      expect(managed, role).toEqual([
+        expect.stringMatching(/:iam::aws:policy\/service-role\/AWSLambdaVPCAccessExecutionRole$/),
+      ]);
+      const outsideVpc = materialize(raw, { RotationSubnetIds: '', ExportSubnetIds: '' });
+      expect(props(outsideVpc, role).ManagedPolicyArns, role).toBeUndefined();
+    }
   });
 
   it('scopes the rotation role to the secret pattern, RDS descriptions, its settings and its logs', () => {
