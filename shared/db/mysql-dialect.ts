@@ -133,7 +133,8 @@ export function assertUsernameFits(server: MysqlServer, name: string): void {
 /**
  * Rewrites one line of `SHOW GRANTS FOR from` so that it grants the same to `to`.
  * The grantee is found by parsing the quoted account after the last ` TO ` (or
- * ` FOR ` in MariaDB's `SET DEFAULT ROLE`), not by splitting on spaces, so names
+ * ` FOR ` in MariaDB's `SET DEFAULT ROLE`, ` FROM ` in the partial revokes of MySQL
+ * 8, which must reach the clone too), not by splitting on spaces, so names
  * with quotes, dots and spaces survive. An `IDENTIFIED ...` clause (MariaDB and
  * MySQL 5.7 print the password hash there) is dropped: the password is set apart.
  * Returns undefined for a line that does not name `from`.
@@ -144,7 +145,7 @@ export function rewriteGrant(
   to: MysqlAccount,
   server: MysqlServer,
 ): string | undefined {
-  for (const keyword of [' TO ', ' FOR ']) {
+  for (const keyword of [' TO ', ' FOR ', ' FROM ']) {
     let at = line.lastIndexOf(keyword);
     while (at >= 0) {
       const parsed = parseAccountAt(line, at + keyword.length);

@@ -120,12 +120,15 @@ describe('rewriteGrant', () => {
     );
   });
 
-  it('handles MySQL 5.7 quoting, role grants and MariaDB default roles', () => {
+  it('handles MySQL 5.7 quoting, role grants, MySQL 8 partial revokes and MariaDB default roles', () => {
     expect(rewriteGrant("GRANT SELECT ON `db`.* TO 'app'@'10.0.%'", from, to, server)).toBe(
       "GRANT SELECT ON `db`.* TO 'app_clone'@'10.0.%'",
     );
     expect(rewriteGrant('GRANT `reader`@`%` TO `app`@`10.0.%`', from, to, server)).toBe(
       "GRANT `reader`@`%` TO 'app_clone'@'10.0.%'",
+    );
+    expect(rewriteGrant('REVOKE INSERT ON `mysql`.* FROM `app`@`10.0.%`', from, to, server)).toBe(
+      "REVOKE INSERT ON `mysql`.* FROM 'app_clone'@'10.0.%'",
     );
     expect(rewriteGrant('SET DEFAULT ROLE `reader` FOR `app`@`10.0.%`', from, to, server)).toBe(
       "SET DEFAULT ROLE `reader` FOR 'app_clone'@'10.0.%'",
