@@ -137,7 +137,7 @@ export function assertUsernameFits(server: MysqlServer, name: string): void {
  * 8, which must reach the clone too), not by splitting on spaces, so names
  * with quotes, dots and spaces survive. An `IDENTIFIED ...` clause (MariaDB and
  * MySQL 5.7 print the password hash there) is dropped: the password is set apart.
- * Returns undefined for a line that does not name `from`.
+ * Returns undefined for a line that does not name `from` as its grantee.
  */
 export function rewriteGrant(
   line: string,

@@ -78,10 +78,15 @@ class MysqlSession implements DatabaseSession {
     const grants = await this.run(`SHOW GRANTS FOR ${accountName(this.server, current)}`);
     await this.run(createUserStatement(this.server, pending, options.password), options.password);
     await this.run(setPasswordStatement(this.server, pending, options.password), options.password);
-    for (const row of grants as Array<Record<string, string>>) {
-      const line = Object.values(row)[0] ?? '';
-      const replayed = rewriteGrant(line, current, pending, this.server);
-      if (replayed) await this.run(replayed);
+    for (const [index, row] of (grants as Array<Record<string, string>>).entries()) {
+      const replayed = rewriteGrant(Object.values(row)[0] ?? '', current, pending, this.server);
+      // A line that cannot be moved could be a revoke: skipping it would give the clone more.
+      if (!replayed) {
+        throw new DatabaseError(
+          `Cannot copy line ${index + 1} of SHOW GRANTS FOR ${accountName(this.server, current)} to ${pending.name}`,
+        );
+      }
+      await this.run(replayed);
     }
   }
 
