@@ -356,6 +356,13 @@ describe('the packaged CloudFormation template', () => {
       { Name: 'QueueName', Value: { 'Fn::GetAtt': ['ExportDeadLetterQueue', 'QueueName'] } },
     ]);
 
+    const errorLines = props(template, 'ExportErrorLogMetric');
+    expect(errorLines.LogGroupName).toEqual({ Ref: 'ExportLogGroup' });
+    expect(errorLines.FilterPattern).toBe('{ $.level = "ERROR" }');
+    const tableFailures = alarms.find((a) => a.MetricName === 'ExportErrorLines');
+    expect(tableFailures).toMatchObject({ Namespace: errorLines.MetricTransformations[0].MetricNamespace });
+    expect(tableFailures?.AlarmActions).toEqual([{ Ref: 'AlertTopic' }]);
+
     const rule = props(template, 'RotationFailedRule');
     expect(rule.EventPattern).toMatchObject({
       source: ['aws.secretsmanager'],
