@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EventError } from '../errors';
+import { registerSecret } from '../log';
 
 export const ROTATION_STEPS = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const;
 export type RotationStep = (typeof ROTATION_STEPS)[number];
@@ -42,6 +43,8 @@ export function parseRotationEvent(event: unknown): RotationEvent {
     throw new EventError(`Invalid rotation event: ${problems.join('; ')}`);
   }
   const { Step, SecretId, ClientRequestToken, RotationToken } = result.data;
+  // Secrets Manager marks the rotation token sensitive: it must not reach a log.
+  registerSecret(RotationToken);
   return RotationToken === undefined
     ? { Step, SecretId, ClientRequestToken }
     : { Step, SecretId, ClientRequestToken, RotationToken };

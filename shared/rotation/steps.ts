@@ -175,6 +175,8 @@ class StepContext {
         ClientRequestToken: this.token,
         SecretString: value,
         VersionStages: ['AWSPENDING'],
+        // Identifies this rotation to Secrets Manager (cross-account and assumed-role rotation).
+        ...(this.event.RotationToken ? { RotationToken: this.event.RotationToken } : {}),
       }),
     );
     rememberVersionValue(this.arn, this.token, value);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/rotate';
 import { RotationStateError } from '../../shared/errors';
 import type { RotationEvent } from '../../shared/rotation/event';
+import { captureOutput } from '../support/capture';
 import {
   alternatingSecret,
   ENGINES,
@@ -211,5 +212,29 @@ describe('the handler', () => {
       outcome: 'done',
     });
     expect(again.outcome).toBe('already-created');
+  });
+
+  it('passes the RotationToken on and never logs it', async () => {
+    const { arn } = await singleUserSecret(ENGINES[1] as (typeof ENGINES)[number]);
+    const token = randomUUID();
+    const rotationToken = `rt-${randomUUID()}`;
+    await startRotation(arn, token);
+    const output = captureOutput();
+    try {
+      for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) {
+        await makeHandler(rotationDeps())({
+          Step,
+          SecretId: arn,
+          ClientRequestToken: token,
+          RotationToken: rotationToken,
+        });
+      }
+    } finally {
+      output.stop();
+    }
+
+    expect((await stagesOf(arn))[token]).toContain('AWSCURRENT');
+    expect(output.text()).toContain(token);
+    expect(output.text()).not.toContain(rotationToken);
   });
 });
