@@ -118,7 +118,7 @@ async function fileFdwRelation(session: DatabaseSession, options: SourceContext[
 /** The foreign server of the csv log tables the exporter creates. */
 export const FILE_FDW_SERVER = 'log_export_csvlog';
 
-export async function createCsvlogTable(session: DatabaseSession, relation: string, name: string) {
+async function createCsvlogTable(session: DatabaseSession, relation: string, name: string) {
   const permitted = await session.scalar(
     "SELECT rolsuper OR pg_catalog.pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') FROM pg_catalog.pg_roles WHERE rolname = current_user",
   );

@@ -17,7 +17,7 @@ import {
   seconds,
   toMicros,
 } from '../../../shared/export/time';
-import { createPgDatabase, pgAdmin, randomPassword, uniqueName } from '../../stack/fixtures';
+import { createPgDatabase, createPgUser, pgAdmin, randomPassword, uniqueName } from '../../stack/fixtures';
 import { createPglogTable, postgresClusterParameters, rotateCsvlog } from '../../support/csvlog-fixtures';
 import {
   createBucket,
@@ -182,6 +182,9 @@ describe('pg_stat_statements snapshots', () => {
     } finally {
       await admin.end();
     }
+    // An ordinary user may not have the exporter create the csv log table for it.
+    const plainPassword = randomPassword();
+    const plainUser = await createPgUser({ password: plainPassword, database: noTable });
     const path = `/${uniqueName('export')}`;
     const [watermarkTable, bucket] = await Promise.all([createWatermarkTable(), createBucket()]);
     await putParameters(path, {
@@ -189,13 +192,18 @@ describe('pg_stat_statements snapshots', () => {
       'global/window-minutes': '1',
       'global/lag-seconds': '0',
       'global/fan-out': 'off',
-      'global/enabled-clusters': ['p1', 'p2', 'p3'],
+      'global/enabled-clusters': ['p1', 'p2', 'p3', 'p4'],
       ...postgresClusterParameters('p1', withExtension),
       'clusters/p1/tables': ['pg_stat_statements'],
       ...postgresClusterParameters('p2', without),
       'clusters/p2/tables': ['pg_stat_statements'],
       ...postgresClusterParameters('p3', noTable),
       'clusters/p3/tables': ['postgres_log'],
+      ...postgresClusterParameters('p4', noTable),
+      'clusters/p4/user': plainUser,
+      'clusters/p4/password': { secure: plainPassword },
+      'clusters/p4/tables': ['postgres_log'],
+      'clusters/p4/log-source': 'file_fdw',
     });
     const now = await dbNow();
     await setWatermark(
@@ -207,7 +215,7 @@ describe('pg_stat_statements snapshots', () => {
 
     const summary = await makeHandler(testRuntime({ path, watermarkTable }))(SCHEDULED);
 
-    const [p1, p2, p3] = summary.clusters.map((c) => c.tables[0]);
+    const [p1, p2, p3, p4] = summary.clusters.map((c) => c.tables[0]);
     expect(p1?.error).toBeUndefined();
     expect(p1?.windows).toBeGreaterThanOrEqual(3);
     expect(p1?.objectsWritten).toBe(1);
@@ -235,6 +243,7 @@ describe('pg_stat_statements snapshots', () => {
     expect(p2).toMatchObject({ skipped: 'extension not installed', objectsWritten: 0 });
     expect(p2?.error).toBeUndefined();
     expect(p3?.error).toMatch(/csv log foreign table postgres_log does not exist: create it/);
+    expect(p4?.error).toMatch(/does not exist, and the exporter's role may not create it/);
   });
 });
 

@@ -52,6 +52,12 @@ const ALL_TABLES = [
 const LONG_SELECT = `SELECT ${'a'.repeat(192)} ${'b'.repeat(199)} ${'c'.repeat(40)} FROM t`;
 /** COPY credentials whose literal straddles the first piece boundary. */
 const COPY_WITH_CREDENTIALS = `COPY t FROM 's3://bucket/key' ${'x'.repeat(140)} CREDENTIALS 'aws_access_key_id=AKIAEXAMPLE;aws_secret_access_key=wJalrSecretKeyValue'`;
+/** 66,000 characters: 330 pieces. */
+const HUGE_INSERT =
+  `INSERT INTO t VALUES ${Array.from({ length: 10_000 }, (_, i) => `(${String(i).padStart(4, '0')})`).join(',')}`.slice(
+    0,
+    66_000,
+  );
 /** A password literal that starts just before the first piece boundary. */
 const ALTER_USER = `ALTER USER ${'u'.repeat(170)} PASSWORD 'Sup3rSecretValue'`;
 
@@ -79,6 +85,7 @@ describe('Redshift catalog over fixture tables', () => {
       query(102, 0),
       { ...query(103, 0), endtime: sqlTimestamp(base + minutes(5) - 1) },
       query(104, 300),
+      query(105, 200),
     ]);
     const text = (id: number, sql: string) =>
       pieces(sql)
@@ -89,6 +96,7 @@ describe('Redshift catalog over fixture tables', () => {
       ...text(102, LONG_SELECT),
       ...text(103, COPY_WITH_CREDENTIALS),
       ...text(104, 'SELECT 104'),
+      ...text(105, HUGE_INSERT),
     ]);
     const node = (id: number, nodeid: number, parentid: number, plannode: string) => ({
       userid: 100,
@@ -218,7 +226,7 @@ describe('Redshift catalog over fixture tables', () => {
     // Text: one row per query, in the window of its stl_query row, pieces in sequence order.
     expect(rowsOf('stl_querytext', -5).map((r) => r.query)).toEqual([101]);
     const texts = rowsOf('stl_querytext', window);
-    expect(texts.map((r) => r.query)).toEqual([102, 103]);
+    expect(texts.map((r) => r.query)).toEqual([102, 105, 103]);
     expect(texts[0]).toMatchObject({
       userid: 100,
       xid: '9102',
@@ -227,8 +235,14 @@ describe('Redshift catalog over fixture tables', () => {
       text_truncated: false,
     });
     // Timestamps keep the source's precision (no fraction when it is zero).
-    expect(texts.map((r) => toMicros(String(r.endtime)))).toEqual([base, base + minutes(5) - 1]);
-    expect(texts[1]?.text).toBe(redactSql(COPY_WITH_CREDENTIALS));
+    expect(texts.map((r) => toMicros(String(r.endtime)))).toEqual([
+      base,
+      base + seconds(200),
+      base + minutes(5) - 1,
+    ]);
+    // Beyond 320 pieces (LISTAGG's limit) the text is cut, and says so.
+    expect(texts[1]).toMatchObject({ text: HUGE_INSERT.slice(0, 64_000), text_truncated: true });
+    expect(texts[2]?.text).toBe(redactSql(COPY_WITH_CREDENTIALS));
     expect(rowsOf('stl_querytext', 5).map((r) => r.query)).toEqual([104]);
 
     // Plans: only the window's queries, in plan order, CHAR padding trimmed.
@@ -252,7 +266,7 @@ describe('Redshift catalog over fixture tables', () => {
     expect(rowsOf('stl_utilitytext', 5).map((r) => r.text)).toEqual(['ANALYZE t']);
 
     const queries = rowsOf('stl_query', window);
-    expect(queries.map((r) => r.query)).toEqual([102, 103]);
+    expect(queries.map((r) => r.query)).toEqual([102, 105, 103]);
     expect(queries[0]).toMatchObject({ label: 'default', database: 'dev', querytxt: 'query 102' });
     expect(rowsOf('stl_wlm_query', window)).toMatchObject([
       { query: 102, final_state: 'Completed', service_class_name: 'Default queue' },
