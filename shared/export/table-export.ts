@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { createGzip, type ZlibOptions } from 'node:zlib';
 import type { Logger } from '../log';
 import type { TableDefinition } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
@@ -197,7 +197,8 @@ async function writeWindow(
   if (!rows) return { outcome: 'empty', rows: 0 };
   const counter = { rows: 0 };
   const redact = ctx.cluster.redact ? ctx.table.sqlTextColumns : [];
-  const gzip = createGzip({ level: 6 });
+  // A buffer of a few encoder chunks lets gzip (on the thread pool) work while rows are read and encoded.
+  const gzip = createGzip({ level: 6, writableHighWaterMark: 256 * 1024 } as ZlibOptions);
   const abort = new AbortController();
   const encoded = pipeline(Readable.from(encodeJsonLines(rows, redact, counter)), gzip).catch((error) => {
     // Rows could not be read to the end: the object must not become visible.

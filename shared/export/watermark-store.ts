@@ -147,9 +147,12 @@ export class WatermarkStore {
       );
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
-        throw new LeaseLostError(`Lost the lease on ${lease.cluster}/${lease.table} (version moved)`, {
-          cause: error,
-        });
+        throw new LeaseLostError(
+          `Lost the lease on ${lease.cluster}/${lease.table}: another run took it, or the watermark is already past this window`,
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }

@@ -1,0 +1,190 @@
+/**
+ * Exporter benchmark (npm run bench:export). Starts the local stack, loads the
+ * same rows into MariaDB and PostgreSQL, and in one run compares:
+ * - throughput: the exporter (one window, gzip JSON lines to the file sink) against
+ *   `mariadb --batch -e "<same SELECT>" | gzip -6` and `psql -c "\copy (<same SELECT>) to stdout" | gzip -6`;
+ * - peak RSS of one export of a window of N rows and of 4N rows, each in a child process.
+ * Targets: throughput >= 0.8x the CLI pipeline; 4N RSS <= 1.25x N RSS; RSS < 256 MB.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { startStack, useStackEnvironment } from '../test/stack';
+
+const run = promisify(execFile);
+const N = Number(process.env.BENCH_ROWS ?? 100_000);
+const DAY = '2024-03-01';
+const FROM = `${DAY}T00:00:00Z`;
+const TO = `${DAY}T23:59:59Z`;
+/** A general_log-like row: about 250 bytes of JSON. */
+const COLUMNS = 'id, event_time, user_host, thread_id, server_id, command_type, argument';
+
+const stack = await startStack();
+try {
+  useStackEnvironment(stack);
+  const work = mkdtempSync(join(tmpdir(), 'bench-export-'));
+  const { mariadb, postgres } = stack;
+
+  // Same rows in both engines: N in table n, 4N in table n4, all on one day.
+  const my = await mysql.createConnection({ ...credentials(mariadb), multipleStatements: true });
+  await my.query('CREATE DATABASE bench; USE bench');
+  const pgc = new pg.Client({ ...credentials(postgres), database: 'postgres' });
+  pgc.on('error', () => {});
+  await pgc.connect();
+  for (const [table, count] of [
+    ['n', N],
+    ['n4', 4 * N],
+  ] as const) {
+    await my.query(
+      `CREATE TABLE ${table} (id BIGINT PRIMARY KEY, event_time DATETIME(6) NOT NULL, user_host VARCHAR(255), thread_id BIGINT, server_id INT, command_type VARCHAR(64), argument MEDIUMTEXT, INDEX (event_time));
+       INSERT INTO ${table} SELECT seq, TIMESTAMP('${DAY}') + INTERVAL (seq * 86000000000 DIV ${count}) MICROSECOND, 'app[app] @ 10.0.0.1 [10.0.0.1]', seq % 5000, 1, 'Query', CONCAT('SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > NOW() - INTERVAL 1 DAY AND c.id = ', seq) FROM seq_1_to_${count}`,
+    );
+    await pgc.query(
+      `CREATE TABLE ${table} (id bigint PRIMARY KEY, event_time timestamptz(6) NOT NULL, user_host text, thread_id bigint, server_id int, command_type text, argument text);
+       INSERT INTO ${table} SELECT g, timestamptz '${DAY} 00:00:00+00' + (g::bigint * 86000000000 / ${count}) * interval '1 microsecond', 'app[app] @ 10.0.0.1 [10.0.0.1]', g % 5000, 1, 'Query', 'SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > NOW() - INTERVAL 1 DAY AND c.id = ' || g FROM generate_series(1, ${count}) g;
+       CREATE INDEX ON ${table} (event_time); ANALYZE ${table}`,
+    );
+  }
+  await my.end();
+  await pgc.end();
+
+  // Exporter configuration: window of one day, one custom export per engine and table.
+  const path = '/bench-export';
+  const ssm = new SSMClient({});
+  const put = (name: string, Value: string, Type: 'String' | 'SecureString' = 'String') =>
+    ssm.send(new PutParameterCommand({ Name: `${path}/${name}`, Value, Type, Overwrite: true }));
+  await put('global/destination', `file://${work}/out`);
+  await put('global/window-minutes', '1440');
+  for (const [engine, server, database] of [
+    ['mariadb', mariadb, 'bench'],
+    ['postgres', postgres, 'postgres'],
+  ] as const) {
+    for (const table of ['n', 'n4']) {
+      const c = `${engine}-${table}`;
+      await put(`clusters/${c}/engine`, engine);
+      await put(`clusters/${c}/host`, server.host);
+      await put(`clusters/${c}/port`, String(server.port));
+      await put(`clusters/${c}/database`, database);
+      await put(`clusters/${c}/user`, server.adminUser);
+      await put(`clusters/${c}/password`, server.adminPassword, 'SecureString');
+      await put(`clusters/${c}/ssl`, 'false');
+      await put(`clusters/${c}/tables`, 'none');
+      await put(`clusters/${c}/custom/bench/query`, `SELECT ${COLUMNS} FROM ${table}`);
+      await put(`clusters/${c}/custom/bench/watermark-column`, 'event_time');
+    }
+  }
+  const watermarkTable = 'bench-watermarks';
+  await new DynamoDBClient({}).send(
+    new CreateTableCommand({
+      TableName: watermarkTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'cluster', KeyType: 'HASH' },
+        { AttributeName: 'table', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'cluster', AttributeType: 'S' },
+        { AttributeName: 'table', AttributeType: 'S' },
+      ],
+    }),
+  );
+
+  const exporter = async (cluster: string) => {
+    const { stdout } = await run(
+      'npx',
+      [
+        'tsx',
+        'bench/export-child.ts',
+        JSON.stringify({ stack, path, watermarkTable, cluster, from: FROM, to: TO }),
+      ],
+      { maxBuffer: 1 << 20 },
+    );
+    return JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+      rows: number;
+      seconds: number;
+      peakRssMb: number;
+    };
+  };
+  const select = (table: string, literal: (t: string) => string) =>
+    `SELECT ${COLUMNS} FROM ${table} WHERE event_time >= ${literal(`${DAY} 00:00:00`)} AND event_time < ${literal(`${DAY} 23:59:59`)} ORDER BY event_time`;
+  const cli = async (command: string, args: string[], env: NodeJS.ProcessEnv) => {
+    const started = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        'bash',
+        ['-o', 'pipefail', '-c', `"$0" "$@" | gzip -6 > ${work}/cli.gz`, command, ...args],
+        {
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}`))));
+    });
+    return (performance.now() - started) / 1000;
+  };
+
+  const results: Array<Record<string, string>> = [];
+  for (const engine of ['mariadb', 'postgres'] as const) {
+    const server = stack[engine];
+    const small = await exporter(`${engine}-n`);
+    const large = await exporter(`${engine}-n4`);
+    const cliSeconds =
+      engine === 'mariadb'
+        ? await cli(
+            'mariadb',
+            [
+              '--batch',
+              `--host=${server.host}`,
+              `--port=${server.port}`,
+              `--user=${server.adminUser}`,
+              'bench',
+              '-e',
+              `SET time_zone = '+00:00'; ${select('n4', (t) => `'${t}'`)}`,
+            ],
+            { MYSQL_PWD: server.adminPassword },
+          )
+        : await cli(
+            'psql',
+            [
+              `--host=${server.host}`,
+              `--port=${server.port}`,
+              `--username=${server.adminUser}`,
+              '--dbname=postgres',
+              '-c',
+              `\\copy (${select('n4', (t) => `'${t}+00'`)}) to stdout`,
+            ],
+            { PGPASSWORD: server.adminPassword },
+          );
+    const exporterRate = large.rows / large.seconds;
+    const cliRate = (4 * N) / cliSeconds;
+    results.push({
+      engine,
+      'rows (4N)': String(large.rows),
+      'exporter rows/s': exporterRate.toFixed(0),
+      'CLI | gzip -6 rows/s': cliRate.toFixed(0),
+      'ratio (target >= 0.8)': (exporterRate / cliRate).toFixed(2),
+      'peak RSS N MB': small.peakRssMb.toFixed(1),
+      'peak RSS 4N MB': large.peakRssMb.toFixed(1),
+      '4N/N (target <= 1.25)': (large.peakRssMb / small.peakRssMb).toFixed(2),
+      '< 256 MB': large.peakRssMb < 256 ? 'yes' : 'NO',
+    });
+  }
+  console.log(
+    `\nExporter benchmark, N = ${N} rows (4N = ${4 * N}), one window of gzip JSON lines to files\n`,
+  );
+  console.table(results);
+  rmSync(work, { recursive: true, force: true });
+} finally {
+  await stack.stop();
+}
+
+function credentials(server: { host: string; port: number; adminUser: string; adminPassword: string }) {
+  return { host: server.host, port: server.port, user: server.adminUser, password: server.adminPassword };
+}

@@ -1,0 +1,38 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EventError } from '../../../shared/errors';
+import { parseExportEvent } from '../../../shared/export/event';
+
+const samples = join(import.meta.dirname, '../../../events/export');
+
+describe('parseExportEvent', () => {
+  it.each(readdirSync(samples))('accepts the sample event %s', (file) => {
+    const request = parseExportEvent(JSON.parse(readFileSync(join(samples, file), 'utf8')));
+
+    expect(request.kind).toBe(
+      file.startsWith('scheduled') ? 'scheduled' : file.startsWith('catch-up') ? 'catch-up' : 'backfill',
+    );
+  });
+
+  it('reads a backfill with its flags and defaults', () => {
+    expect(
+      parseExportEvent({ cluster: 'c1', from: '2024-05-01T00:00:00Z', to: '2024-05-02T00:00:00+02:00' }),
+    ).toEqual({
+      kind: 'backfill',
+      cluster: 'c1',
+      tables: undefined,
+      from: '2024-05-01T00:00:00Z',
+      to: '2024-05-02T00:00:00+02:00',
+      dryRun: false,
+      replace: false,
+    });
+  });
+
+  it('names every problem of a malformed event at once', () => {
+    const parse = () => parseExportEvent({ cluster: '', tables: [], from: 'soon', to: 5 });
+
+    expect(parse).toThrow(EventError);
+    expect(parse).toThrow(/cluster: .*; tables: .*; from: must be an ISO-8601 timestamp; to: /);
+  });
+});
