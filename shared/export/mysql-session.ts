@@ -1,5 +1,5 @@
 import type { Connection as CallbackConnection } from 'mysql2';
-import type { Connection, ConnectionOptions } from 'mysql2/promise';
+import type { Connection } from 'mysql2/promise';
 import { type ConnectionTarget, classify, connectMysql } from '../db/connect';
 import type { Logger } from '../log';
 import type { DatabaseSession, Row, SqlDialect } from './session';
