@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  ENGINES,
+  mariadbUnderTest,
+  postgresUnderTest,
+  rotate,
+  secretValue,
+} from '../shared/rotation/support';
+import {
   createMysqlUser,
   createSecret,
   mysqlAdmin,
@@ -8,7 +15,6 @@ import {
   randomPassword,
   stack,
 } from '../stack/fixtures';
-import { ENGINES, mariadbUnderTest, postgresUnderTest, rotate, secretValue } from './rotation-support';
 
 /** A user name with a dot, a dash, capitals and both quote characters. */
 const oddName = () => `App.User-${randomBytes(3).toString('hex')}'Q"x`;

@@ -11,8 +11,6 @@ import {
   SecretFormatError,
 } from '../../shared/errors';
 import { passwordPolicySource } from '../../shared/rotation/settings';
-import { createSecret, randomPassword, secretsManager } from '../stack/fixtures';
-import { freePort } from '../stack/process';
 import {
   type EngineUnderTest,
   invoker,
@@ -24,7 +22,9 @@ import {
   secretValue,
   singleUserSecret,
   startRotation,
-} from './rotation-support';
+} from '../shared/rotation/support';
+import { createSecret, randomPassword, secretsManager } from '../stack/fixtures';
+import { freePort } from '../stack/process';
 
 /**
  * Each case arranges a secret (whose user logs in with `password`), starts a

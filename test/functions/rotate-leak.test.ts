@@ -3,8 +3,6 @@ import { join } from 'node:path';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
-import { mysqlAdmin, secretsManager, stack } from '../stack/fixtures';
-import { captureOutput } from '../support/capture';
 import {
   alternatingSecret,
   ENGINES,
@@ -13,7 +11,9 @@ import {
   rotate,
   rotationDeps,
   singleUserSecret,
-} from './rotation-support';
+} from '../shared/rotation/support';
+import { mysqlAdmin, secretsManager, stack } from '../stack/fixtures';
+import { captureOutput } from '../support/capture';
 
 /** Every password any version of the secret holds, except the one the test started with. */
 async function generatedPasswords(arn: string, initial: string): Promise<string[]> {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { passwordPolicySource } from '../../shared/rotation/settings';
-import { ENGINES, invoker, rotate, rotationDeps, secretValue, singleUserSecret } from './rotation-support';
+import {
+  ENGINES,
+  invoker,
+  rotate,
+  rotationDeps,
+  secretValue,
+  singleUserSecret,
+} from '../shared/rotation/support';
 
 describe.each(ENGINES)('$engine generated passwords', (engine) => {
   it('follow PASSWORD_LENGTH and the EXCLUDE_* settings', async () => {

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/rotate';
 import { RotationStateError } from '../../shared/errors';
 import type { RotationEvent } from '../../shared/rotation/event';
-import { captureOutput } from '../support/capture';
 import {
   alternatingSecret,
   ENGINES,
@@ -15,7 +14,8 @@ import {
   singleUserSecret,
   stagesOf,
   startRotation,
-} from './rotation-support';
+} from '../shared/rotation/support';
+import { captureOutput } from '../support/capture';
 
 /** Fails the first attempt right after setSecret succeeded, as a Lambda timeout would. */
 function crashingAfterSetSecretOnce(invoke: Invoke): Invoke {

@@ -6,12 +6,12 @@ import {
   RotateSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
-import { makeHandler } from '../../functions/rotate';
-import { createLogger } from '../../shared/log';
-import { driveRotation, PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../../shared/rotation/driver';
-import type { RotationEvent } from '../../shared/rotation/event';
-import { passwordPolicySource } from '../../shared/rotation/settings';
-import type { RotationDeps } from '../../shared/rotation/steps';
+import { makeHandler } from '../../../functions/rotate';
+import { createLogger } from '../../../shared/log';
+import { driveRotation, PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../../../shared/rotation/driver';
+import type { RotationEvent } from '../../../shared/rotation/event';
+import { passwordPolicySource } from '../../../shared/rotation/settings';
+import type { RotationDeps } from '../../../shared/rotation/steps';
 import {
   createMysqlUser,
   createPgUser,
@@ -24,7 +24,7 @@ import {
   secretsManager,
   stack,
   uniqueName,
-} from '../stack/fixtures';
+} from '../../stack/fixtures';
 
 /** Real clients against moto, a real logger; no metrics unless asked. */
 export function rotationDeps(overrides: Partial<RotationDeps> = {}): RotationDeps {
