@@ -56,6 +56,11 @@ export function alternateUsername(username: string): string {
     : `${username}${CLONE_SUFFIX}`;
 }
 
+/** The base user of an alternating pair, whichever of the two is given. */
+export function originalUsername(username: string): string {
+  return username.endsWith(CLONE_SUFFIX) ? alternateUsername(username) : username;
+}
+
 /**
  * Runs one step of the Secrets Manager rotation protocol. Every step first checks
  * the secret's stages (one DescribeSecret); every step is idempotent, so Secrets
@@ -217,9 +222,7 @@ class StepContext {
     });
     await this.withSession(await adapter.open(masterLogin, this.purpose('setSecret: master')), (master) =>
       master.provisionAlternateUser({
-        original: current.username.endsWith(CLONE_SUFFIX)
-          ? alternateUsername(current.username)
-          : current.username,
+        original: originalUsername(current.username),
         current: account,
         pending: pending.username,
         password: pending.password,
@@ -231,6 +234,7 @@ class StepContext {
   async testSecret(): Promise<StepOutcome> {
     const pending = await this.pending();
     const adapter = adapterFor(pending.engine);
+    // Engine and strategy for the log line: the pending version has the same ones.
     this.#current ??= pending;
     await this.withSession(
       await adapter.open(loginOf(pending, adapter), this.purpose('testSecret: AWSPENDING')),

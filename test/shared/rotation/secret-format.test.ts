@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SecretFormatError } from '../../../shared/errors';
+import { alternateUsername, originalUsername } from '../../../shared/rotation/steps';
 import { parseDatabaseSecret, parseMasterSecret } from '../../../shared/secret';
 
 const base = { engine: 'postgres', host: 'db.internal', username: 'app', password: 'Secret-value-1' };
@@ -42,5 +43,14 @@ describe('parseMasterSecret', () => {
       username: 'admin',
       password: 'Master-pw-1',
     });
+  });
+});
+
+describe('alternating user names', () => {
+  it('switch between app and app_clone, and name app as the original either way', () => {
+    expect(alternateUsername('app')).toBe('app_clone');
+    expect(alternateUsername('app_clone')).toBe('app');
+    expect(originalUsername('app_clone')).toBe('app');
+    expect(originalUsername('app')).toBe('app');
   });
 });
