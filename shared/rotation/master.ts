@@ -34,7 +34,11 @@ export async function resolveMasterLogin(options: {
   const masterArn = current.masterarn as string;
   let text: string | undefined;
   try {
-    const response = await options.secretsManager.send(new GetSecretValueCommand({ SecretId: masterArn }));
+    // The stage is named although it is the default: the master secret may itself be rotated, and
+    // an emulator that answers an unnamed read with a stale version must not hand out an old password.
+    const response = await options.secretsManager.send(
+      new GetSecretValueCommand({ SecretId: masterArn, VersionStage: 'AWSCURRENT' }),
+    );
     text = response.SecretString;
   } catch (error) {
     throw new RotationStateError(`Could not read master secret ${masterArn}: ${(error as Error).name}`, {
