@@ -106,7 +106,9 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
     async stop() {
       // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
       const exited = new Promise((r) => child.once('exit', r));
-      await execFileAsync(...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']));
+      await execFileAsync(
+        ...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']),
+      );
       await exited;
       rmSync(dir, { recursive: true, force: true });
     },
