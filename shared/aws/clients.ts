@@ -8,7 +8,8 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 /**
  * One factory per AWS client, each built once per container (the first call
  * creates it, later calls return the same instance). Adaptive retry backs off
- * on throttling, which matters for SSM's shared 40 TPS.
+ * on throttling, which matters for SSM's shared 40 TPS. The factories are marked
+ * pure so that a function's bundle carries only the SDK clients it uses.
  */
 const common = { retryMode: 'adaptive', maxAttempts: 6 } as const;
 
@@ -20,9 +21,9 @@ function once<T>(make: () => T): () => T {
   };
 }
 
-export const ssmClient = once(() => new SSMClient(common));
+export const ssmClient = /* @__PURE__ */ once(() => new SSMClient(common));
 
-export const secretsManagerClient = once(
+export const secretsManagerClient = /* @__PURE__ */ once(
   () =>
     new SecretsManagerClient({
       ...common,
@@ -32,13 +33,13 @@ export const secretsManagerClient = once(
     }),
 );
 
-export const dynamoDbClient = once(() => new DynamoDBClient(common));
+export const dynamoDbClient = /* @__PURE__ */ once(() => new DynamoDBClient(common));
 
 // Path-style addressing works with every endpoint, including local emulators.
-export const s3Client = once(
+export const s3Client = /* @__PURE__ */ once(
   () => new S3Client({ ...common, forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL) }),
 );
 
-export const rdsClient = once(() => new RDSClient(common));
+export const rdsClient = /* @__PURE__ */ once(() => new RDSClient(common));
 
-export const lambdaClient = once(() => new LambdaClient(common));
+export const lambdaClient = /* @__PURE__ */ once(() => new LambdaClient(common));
