@@ -71,7 +71,9 @@ export class S3Sink implements Sink {
         ...(this.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: this.kmsKeyId } : {}),
       },
     });
-    const abort = () => void upload.abort();
+    // Failing the body (rather than Upload.abort(), whose promise settles before the multipart upload is
+    // aborted) makes lib-storage abort the multipart upload before done() rejects.
+    const abort = () => body.destroy(errorOf(options.signal.reason));
     options.signal.addEventListener('abort', abort, { once: true });
     try {
       await upload.done();
@@ -141,6 +143,10 @@ export class FileSink implements Sink {
       await unlink(temporary).catch(() => {});
     }
   }
+}
+
+function errorOf(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error('write aborted');
 }
 
 /** The sink for `global/destination`: `s3://bucket/prefix` or `file:///absolute/dir`. */
