@@ -16,7 +16,7 @@ import {
 import { mysqlAdmin, randomPassword, uniqueName } from '../stack/fixtures';
 
 describe('export handler: the real MariaDB general_log and slow_log to files', () => {
-  it('exports each statement once, with passwords in CREATE USER, ALTER USER and SET PASSWORD masked', async () => {
+  it('exports each statement once, backup twin included, with passwords in CREATE USER, ALTER USER and SET PASSWORD masked', async () => {
     const path = `/${uniqueName('export')}`;
     const directory = exportDirectory();
     const watermarkTable = await createWatermarkTable();
@@ -31,8 +31,16 @@ describe('export handler: the real MariaDB general_log and slow_log to files', (
     const user = uniqueName('logged');
     const marker = uniqueName('marker');
     const passwords = [randomPassword(), `${randomPassword()}'q`, randomPassword()];
+    const rotated = uniqueName('rotated');
     const admin = await mysqlAdmin();
     try {
+      // Amazon RDS rotates log rows into mysql.general_log_backup: stand one in, with a row from 10 minutes ago.
+      await admin.query("SET time_zone = '+00:00'");
+      await admin.query('CREATE TABLE IF NOT EXISTS mysql.general_log_backup LIKE mysql.general_log');
+      await admin.query(
+        "INSERT INTO mysql.general_log_backup VALUES (UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, 'app[app] @ [10.0.0.9]', 999999, 1, 'Query', ?)",
+        [`SELECT '${rotated}'`],
+      );
       // Every statement of this session goes to slow_log too.
       await admin.query('SET SESSION long_query_time = 0');
       await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', passwords[0]]);
@@ -51,6 +59,9 @@ describe('export handler: the real MariaDB general_log and slow_log to files', (
     await sleep(Math.max(0, (closes - (await mysqlNow())) / 1000) + 500);
     const first = await handler({ cluster: 'db1' });
     const second = await handler({ cluster: 'db1' });
+    const cleanup = await mysqlAdmin();
+    await cleanup.query('DROP TABLE mysql.general_log_backup');
+    await cleanup.end();
 
     for (const table of [...(early.clusters[0]?.tables ?? []), ...(first.clusters[0]?.tables ?? [])]) {
       expect(table.error).toBeUndefined();
@@ -71,6 +82,10 @@ describe('export handler: the real MariaDB general_log and slow_log to files', (
       'DROP',
     ]);
     expect(mentioning(general, 'argument', marker)).toHaveLength(1);
+    // The backup twin's row, once (the statements that put it there are logged separately).
+    expect(
+      general.filter((r) => r.thread_id === 999999 && r.argument === `SELECT '${rotated}'`),
+    ).toHaveLength(1);
     expect(mentioning(slow, 'sql_text', marker)).toHaveLength(1);
     expect(mentioning(general, 'argument', user)[0]?.argument).toContain("IDENTIFIED BY '<redacted>'");
     expect(mentioning(general, 'argument', user)[2]?.argument).toContain("PASSWORD('<redacted>')");
