@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { createWatermarkTable } from '../shared/export/watermark-store';
 import { startStack, useStackEnvironment } from '../test/stack';
 
 const run = promisify(execFile);
@@ -81,20 +82,7 @@ try {
     }
   }
   const watermarkTable = 'bench-watermarks';
-  await new DynamoDBClient({}).send(
-    new CreateTableCommand({
-      TableName: watermarkTable,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'cluster', KeyType: 'HASH' },
-        { AttributeName: 'table', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'cluster', AttributeType: 'S' },
-        { AttributeName: 'table', AttributeType: 'S' },
-      ],
-    }),
-  );
+  await createWatermarkTable(new DynamoDBClient({}), watermarkTable);
 
   const exporter = async (cluster: string) => {
     const { stdout } = await run(

@@ -9,7 +9,7 @@
  */
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateSecretCommand,
   GetSecretValueCommand,
@@ -19,6 +19,7 @@ import {
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { createWatermarkTable } from '../shared/export/watermark-store';
 import { type Stack, startStack, useStackEnvironment } from '../test/stack';
 
 const CONFIG_PATH = '/log-export-demo';
@@ -297,20 +298,8 @@ async function configureExporter(mariaSecret: string, pgSecret: string): Promise
   await put('clusters/demo-postgres/tables', 'none', 'StringList');
   await put('clusters/demo-postgres/custom/app_events/query', 'SELECT * FROM app_events');
   await put('clusters/demo-postgres/custom/app_events/watermark-column', 'created_at');
-  await new DynamoDBClient({}).send(
-    new CreateTableCommand({
-      TableName: WATERMARK_TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'cluster', AttributeType: 'S' },
-        { AttributeName: 'table', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'cluster', KeyType: 'HASH' },
-        { AttributeName: 'table', KeyType: 'RANGE' },
-      ],
-    }),
-  );
+  await createWatermarkTable(new DynamoDBClient({}), WATERMARK_TABLE);
+
   say(`  SSM parameters under ${CONFIG_PATH}, watermarks in DynamoDB table ${WATERMARK_TABLE}`);
 }
 

@@ -8,4 +8,4 @@ export { planBackfill, planWindows, type Window } from './planner';
 export { redactSql } from './redact-sql';
 export { defaultExportRuntime, type ExportRuntime, executeExport, type InvocationContext } from './runtime';
 export { objectKey, type TableSummary } from './table-export';
-export { LeaseLostError, WatermarkStore } from './watermark-store';
+export { createWatermarkTable, LeaseLostError, WatermarkStore } from './watermark-store';

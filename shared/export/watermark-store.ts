@@ -1,5 +1,6 @@
 import {
   ConditionalCheckFailedException,
+  CreateTableCommand,
   type DynamoDBClient,
   GetItemCommand,
   UpdateItemCommand,
@@ -20,6 +21,28 @@ export interface Lease {
   owner: string;
   version: number;
   watermark?: string;
+}
+
+/**
+ * Creates the watermark table with the contract's key schema (partition key
+ * `cluster`, sort key `table`), on demand. Deployments get it from
+ * serverless.yml; local runs, the demo and tests call this.
+ */
+export async function createWatermarkTable(dynamo: DynamoDBClient, tableName: string): Promise<void> {
+  await dynamo.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'cluster', KeyType: 'HASH' },
+        { AttributeName: 'table', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'cluster', AttributeType: 'S' },
+        { AttributeName: 'table', AttributeType: 'S' },
+      ],
+    }),
+  );
 }
 
 /** Another run holds the lease, or took it over after ours lapsed. */

@@ -163,9 +163,12 @@ describe('export handler: custom export on MariaDB to S3', () => {
     const rows = Array.from({ length: 3000 }, (_, i) => ({ id: i + 1, at: start + i * 2_000_000 + 3 }));
     const { path, watermarkTable, bucket } = await setUp({ windowMinutes: 5, lookbackHours: 2, rows });
 
+    // Each committed window takes a little while, so that the lease holder is still at work when the
+    // other run arrives, however the two are scheduled on a loaded machine.
+    const slowly = { afterObjectWritten: () => new Promise<void>((r) => setTimeout(r, 100)) };
     const runs = await Promise.all([
-      makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'c1' }),
-      makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'c1' }),
+      makeHandler(testRuntime({ path, watermarkTable, ...slowly }))({ cluster: 'c1' }),
+      makeHandler(testRuntime({ path, watermarkTable, ...slowly }))({ cluster: 'c1' }),
     ]);
 
     const tables = runs.map((r) => r.clusters[0]?.tables[0]);
@@ -178,7 +181,8 @@ describe('export handler: custom export on MariaDB to S3', () => {
   it('starts no window below the safety margin, keeps finished windows committed, and the next run resumes', async () => {
     const now = await mysqlNow();
     const start = floorToGrid(now - hours(2), 10);
-    const rows = Array.from({ length: 240 }, (_, i) => ({ id: i + 1, at: start + i * 30_000_000 }));
+    // 90 minutes of rows: all of them in windows that closed well before now, whatever the time of day.
+    const rows = Array.from({ length: 180 }, (_, i) => ({ id: i + 1, at: start + i * 30_000_000 }));
     const { path, watermarkTable, bucket } = await setUp({ windowMinutes: 10, lookbackHours: 2, rows });
     let remaining = 120_000;
     const handler = makeHandler(

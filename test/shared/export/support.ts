@@ -3,13 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import {
-  CreateTableCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  ScanCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -19,6 +13,7 @@ import { CredentialSource } from '../../../shared/export/credentials';
 import type { ClusterInvoker } from '../../../shared/export/fan-out';
 import { type ExportRuntime, SESSION_OPENERS } from '../../../shared/export/runtime';
 import { sqlTimestamp, toMicros } from '../../../shared/export/time';
+import { createWatermarkTable as createWatermarkTableIn } from '../../../shared/export/watermark-store';
 import { createLogger } from '../../../shared/log';
 import { createMysqlDatabase, mysqlAdmin, stack, uniqueName } from '../../stack/fixtures';
 
@@ -33,20 +28,7 @@ const ssm = new SSMClient({});
 
 export async function createWatermarkTable(): Promise<string> {
   const name = uniqueName('watermarks');
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'cluster', KeyType: 'HASH' },
-        { AttributeName: 'table', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'cluster', AttributeType: 'S' },
-        { AttributeName: 'table', AttributeType: 'S' },
-      ],
-    }),
-  );
+  await createWatermarkTableIn(dynamo, name);
   return name;
 }
 
