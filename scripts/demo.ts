@@ -273,6 +273,7 @@ async function postgresEvents(stack: Stack): Promise<void> {
       SELECT date_trunc('minute', now()) - make_interval(secs => (g * 7200.0 / ${EVENT_ROWS})),
              (ARRAY['login','query','logout'])[1 + g % 3], jsonb_build_object('n', g)
       FROM generate_series(1, ${EVENT_ROWS}) AS g;
+    CREATE INDEX ON app_events (created_at);
     GRANT SELECT ON app_events TO demo_app;`);
   await admin.end();
   say(`  PostgreSQL: ${EVENT_ROWS} rows in demo.app_events over the last 2 hours`);
