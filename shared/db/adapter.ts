@@ -1,4 +1,5 @@
 import type { Logger } from '../log';
+import type { ConnectionTarget } from './connect';
 import type { TlsMode } from './tls';
 
 /** Everything needed to log in to a database for rotation. */
@@ -9,6 +10,18 @@ export interface DatabaseLogin {
   password: string;
   dbname?: string;
   tls: TlsMode;
+}
+
+/** Where and as whom a login connects; `database` when the login names none. */
+export function connectionTarget(login: DatabaseLogin, database = login.dbname): ConnectionTarget {
+  return {
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+    database: login.dbname ?? database,
+    tls: login.tls,
+  };
 }
 
 /** The account a session is logged in as. `host` is the MySQL account host (`'%'`, `'10.0.%'`, ...). */

@@ -1,7 +1,13 @@
 import type mysql from 'mysql2/promise';
 import { DatabaseError } from '../errors';
 import { registerSecret, scrubString } from '../log';
-import type { AccountRef, DatabaseLogin, DatabaseSession, RotationAdapter } from './adapter';
+import {
+  type AccountRef,
+  connectionTarget,
+  type DatabaseLogin,
+  type DatabaseSession,
+  type RotationAdapter,
+} from './adapter';
 import { classify, connectMysql } from './connect';
 import {
   accountName,
@@ -22,14 +28,7 @@ export const mysqlAdapter: RotationAdapter = {
   defaultPort: 3306,
   defaultExcludeCharacters: '/@"\'\\',
   async open(login, options) {
-    const target = {
-      host: login.host,
-      port: login.port,
-      user: login.username,
-      password: login.password,
-      database: login.dbname,
-      tls: login.tls,
-    };
+    const target = connectionTarget(login);
     const connection = await connectMysql(target, {}, options);
     try {
       const [rows] = await connection.query(

@@ -1,7 +1,13 @@
 import pg from 'pg';
 import { DatabaseError, SecretFormatError } from '../errors';
 import { registerSecret, scrubString } from '../log';
-import type { AccountRef, DatabaseLogin, DatabaseSession, RotationAdapter } from './adapter';
+import {
+  type AccountRef,
+  connectionTarget,
+  type DatabaseLogin,
+  type DatabaseSession,
+  type RotationAdapter,
+} from './adapter';
 import { classify, connectPostgres } from './connect';
 import { postgresMd5Verifier, scramSha256Verifier } from './password-hash';
 
@@ -14,14 +20,7 @@ export const postgresAdapter: RotationAdapter = {
   defaultPort: 5432,
   defaultExcludeCharacters: ':/@"\'\\',
   async open(login, options) {
-    const target = {
-      host: login.host,
-      port: login.port,
-      user: login.username,
-      password: login.password,
-      database: login.dbname ?? 'postgres',
-      tls: login.tls,
-    };
+    const target = connectionTarget(login, 'postgres');
     const client = await connectPostgres(target, {}, options);
     try {
       const { rows } = await client.query(
