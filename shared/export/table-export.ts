@@ -193,14 +193,18 @@ async function writeWindow(
   replace: boolean,
 ): Promise<WindowResult> {
   if (!replace && (await ctx.sink.exists(key))) return { outcome: 'exists', rows: 0 };
-  const rows = await peek(ctx.session.stream(sql));
-  if (!rows) return { outcome: 'empty', rows: 0 };
   const counter = { rows: 0 };
   const redact = ctx.cluster.redact ? ctx.table.sqlTextColumns : [];
+  // With nothing to mask, the database may write the JSON lines itself: the same bytes, no row objects.
+  const databaseLines = redact.length === 0 ? await ctx.session.jsonLines?.(sql, counter) : undefined;
+  const lines = databaseLines
+    ? await peek(databaseLines)
+    : await peek(ctx.session.stream(sql)).then((rows) => rows && encodeJsonLines(rows, redact, counter));
+  if (!lines) return { outcome: 'empty', rows: 0 };
   // A buffer of a few encoder chunks lets gzip (on the thread pool) work while rows are read and encoded.
   const gzip = createGzip({ level: 6, writableHighWaterMark: 256 * 1024 } as ZlibOptions);
   const abort = new AbortController();
-  const encoded = pipeline(Readable.from(encodeJsonLines(rows, redact, counter)), gzip).catch((error) => {
+  const encoded = pipeline(Readable.from(lines), gzip).catch((error) => {
     // Rows could not be read to the end: the object must not become visible.
     abort.abort(error);
     throw error;
