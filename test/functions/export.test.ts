@@ -174,7 +174,9 @@ describe('export handler: custom export on MariaDB to S3', () => {
     const tables = runs.map((r) => r.clusters[0]?.tables[0]);
     // The lease lets one run in; the other stops cleanly and says why.
     expect(tables.filter((t) => t?.error === undefined)).toHaveLength(1);
-    expect(tables.find((t) => t?.error)?.error).toMatch(/holds the lease/);
+    // Usually the second run is refused the lease; moto (threaded, no lock around conditional writes)
+    // can let both take it, and then the loser's first conditional advance stops it. Both are clean stops.
+    expect(tables.find((t) => t?.error)?.error).toMatch(/holds the lease|Lost the lease/);
     assertExact(await readS3Objects(bucket, 'logs/'), rows);
   });
 
