@@ -289,7 +289,7 @@ async function configureExporter(mariaSecret: string, pgSecret: string): Promise
   await put('global/enabled-clusters', 'demo-mariadb,demo-postgres', 'StringList');
   await put('global/window-minutes', '1');
   await put('global/lag-seconds', '0');
-  await put('global/initial-lookback-hours', '2');
+  await put('global/initial-lookback-hours', '3');
   await put('global/fan-out', 'off');
   await put('clusters/demo-mariadb/engine', 'mariadb');
   await put('clusters/demo-mariadb/secret-id', mariaSecret);
