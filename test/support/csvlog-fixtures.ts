@@ -61,14 +61,15 @@ export async function createPglogTable(
   }
 }
 
-/** Cluster parameters: engine postgres, logging in to `database` as the test superuser. */
+/** Cluster parameters: engine postgres (or redshift), logging in to `database` as the test superuser. */
 export function postgresClusterParameters(
   cluster: string,
   database: string,
+  engine: 'postgres' | 'redshift' = 'postgres',
 ): Record<string, string | { secure: string }> {
   const { host, port, adminUser, adminPassword } = stack().postgres;
   return {
-    [`clusters/${cluster}/engine`]: 'postgres',
+    [`clusters/${cluster}/engine`]: engine,
     [`clusters/${cluster}/host`]: host,
     [`clusters/${cluster}/port`]: String(port),
     [`clusters/${cluster}/database`]: database,

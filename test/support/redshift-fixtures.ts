@@ -7,7 +7,8 @@ import {
   sysQueryHistory,
 } from '../../shared/export/catalog-redshift';
 import { type ColumnSpec, columnList } from '../../shared/export/columns';
-import { createPgDatabase, pgAdmin, stack } from '../stack/fixtures';
+import { createPgDatabase, pgAdmin } from '../stack/fixtures';
+import { postgresClusterParameters } from './csvlog-fixtures';
 
 /**
  * Redshift's STL/SYS tables as PostgreSQL tables with Redshift's column names
@@ -103,14 +104,5 @@ export function redshiftClusterParameters(
   cluster: string,
   database: string,
 ): Record<string, string | { secure: string }> {
-  const { host, port, adminUser, adminPassword } = stack().postgres;
-  return {
-    [`clusters/${cluster}/engine`]: 'redshift',
-    [`clusters/${cluster}/host`]: host,
-    [`clusters/${cluster}/port`]: String(port),
-    [`clusters/${cluster}/database`]: database,
-    [`clusters/${cluster}/user`]: adminUser,
-    [`clusters/${cluster}/password`]: { secure: adminPassword },
-    [`clusters/${cluster}/ssl`]: 'false',
-  };
+  return postgresClusterParameters(cluster, database, 'redshift');
 }
