@@ -102,7 +102,11 @@ export class ConfigLoader<S extends z.ZodType> {
     return parameters;
   }
 
+  // Warm invocations within the TTL get the same parameters back: validate them once.
+  #validated?: { parameters: LoadedParameter[]; config: z.infer<S> };
+
   #validate(parameters: LoadedParameter[]): z.infer<S> {
+    if (this.#validated?.parameters === parameters) return this.#validated.config;
     const { tree, problems } = buildTree(this.path, parameters);
     const result = this.#schema.safeParse(tree);
     if (!result.success) {
@@ -116,7 +120,9 @@ export class ConfigLoader<S extends z.ZodType> {
     if (problems.length > 0 || !result.success) {
       throw new ConfigError(`Invalid configuration under ${this.path}`, problems);
     }
-    return deepFreeze(result.data);
+    const config = deepFreeze(result.data);
+    this.#validated = { parameters, config };
+    return config;
   }
 }
 
