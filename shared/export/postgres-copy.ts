@@ -1,17 +1,21 @@
 import type { Readable } from 'node:stream';
+import { redactSql } from './redact-sql';
 import { isoFromDatabase } from './time';
 
 /**
- * The PostgreSQL fast path: the server writes each row as one JSON line
- * (row_to_json over per-column expressions) and COPY sends the lines as they
- * are, so Node only counts newlines and gzips bytes. Each expression reproduces
- * what the cursor path makes of the column (its type parser, then
- * JSON.stringify); a column type without such an expression sends the whole
- * query back to the cursor path. Among those: json and jsonb (JSON.parse and
- * JSON.stringify rewrite them), arrays the parser turns into JS arrays, points,
- * and floats, whose shortest digits PostgreSQL (Ryu) and V8 choose differently
- * when a decimal half an ulp away is shorter (2.5299661345350968e+16 against
- * 25299661345350970); an exact SQL emulation cost milliseconds per value.
+ * The PostgreSQL fast path. The server sends the rows through COPY as CSV with
+ * every value quoted and `"` and `\` escaped by a backslash: each quoted value
+ * is then already a JSON string, as long as it holds no control character. Node
+ * turns the CSV bytes into JSON lines without building row objects: a text
+ * value is copied as it is, integers and booleans lose their quotes, timestamps
+ * get their `T` and `Z`; any other value (floats, json, arrays, points, a value
+ * with control characters, a column to mask) is decoded, put through the same
+ * type parser as the cursor path, masked when asked, and JSON-encoded.
+ *
+ * The bytes are those of the cursor path (its rows JSON-encoded line by line):
+ * COPY writes each value with the type's output function, the same text the
+ * cursor path parses. Names that a JS object would reorder or merge
+ * (duplicates, array indexes, __proto__) send the query back to the cursor path.
  */
 
 /** A column as the query describes it. */
@@ -22,23 +26,30 @@ export interface ColumnField {
 
 export type TypeParser = (text: string) => unknown;
 
-/** Lines are handed to gzip in chunks of at least this many bytes: fewer, larger writes. */
-const CHUNK_BYTES = 64 * 1024;
-const NEWLINE = 0x0a;
+/** How one column's CSV value becomes JSON. */
+type Kind = 'text' | 'integer' | 'boolean' | 'timestamp' | 'timestamptz' | 'value';
 
-/**
- * isoFromDatabase in SQL, for output in DateStyle ISO and TimeZone UTC (the
- * session checks both): `YYYY-MM-DD HH:MM:SS[.f]` (`+00` after it for
- * timestamptz) becomes `YYYY-MM-DDTHH:MM:SS[.f]Z`; BC, years beyond 9999 and
- * infinities stay as they are. String functions: a regular expression cost
- * more than the whole row.
- */
-function isoExpression(ref: string, oid: number): string {
-  const s = `${ref}::text`;
-  return oid === 1184
-    ? `CASE WHEN substr(${s}, 5, 1) = '-' AND right(${s}, 3) = '+00' THEN overlay(left(${s}, -3) PLACING 'T' FROM 11 FOR 1) || 'Z' ELSE ${s} END`
-    : `CASE WHEN substr(${s}, 5, 1) = '-' AND right(${s}, 3) <> ' BC' THEN overlay(${s} PLACING 'T' FROM 11 FOR 1) || 'Z' ELSE ${s} END`;
+export interface ColumnPlan {
+  /** `{"name":` for the first column, `,"name":` for the others: UTF-8 bytes held as a latin1 string. */
+  prefix: string;
+  kind: Kind;
+  /** The cursor path's value for the column's text: its type parser, then the mask if any. */
+  convert: (text: string) => unknown;
 }
+
+/** Output is handed to gzip in chunks of at least this many bytes: zlib works faster on large writes. */
+const CHUNK_BYTES = 1024 * 1024;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const NEWLINE = 0x0a;
+/** Control characters other than the newline, which JSON must escape and CSV leaves raw. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL = /[\x00-\x09\x0b-\x1f]/;
+const INTEGER = /^-?[0-9]+$/;
+/** The shapes a fast timestamp may take; anything else (BC, years past 9999, infinities) takes the parser. */
+const TIMESTAMP = /^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?$/;
+const TIMESTAMPTZ = /^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?\+00$/;
 
 /** Texts that a parser handing text through unchanged (text, int8, numeric, uuid, ...) returns as they are. */
 const PASS_THROUGH_PROBES = [
@@ -54,17 +65,6 @@ const PASS_THROUGH_PROBES = [
   '2024-05-01 12:00:00',
 ];
 
-/**
- * A value as its type's output function writes it, as the cursor path receives
- * it. Not `::text`: some types cast to text differently (char(n) drops its
- * padding, inet shows its netmask). concat() writes through the output function
- * but makes NULL empty, so NULL is kept apart.
- */
-const outputText = (ref: string) => `CASE WHEN ${ref} IS NULL THEN NULL ELSE concat(${ref}) END`;
-
-/** Types whose cast to text is their output function (faster than concat): int8, numeric, dates and times, uuid, bytea, and the arrays read as text. */
-const IO_CAST_TO_TEXT = new Set([20, 1700, 1082, 1083, 1266, 1186, 2950, 17, 1115, 1185, 1182, 1187]);
-
 /** Does the parser turn `text` into `expected`? A parser that throws (JSON.parse) does not. */
 function parsesTo(parser: TypeParser, text: string, expected: unknown): boolean {
   try {
@@ -74,83 +74,224 @@ function parsesTo(parser: TypeParser, text: string, expected: unknown): boolean 
   }
 }
 
-/**
- * The SQL expression that row_to_json turns into the same JSON as the cursor
- * path writes for this column, or undefined when there is none. The parser is
- * the one the cursor path uses, checked rather than assumed.
- */
-export function columnExpression(ref: string, oid: number, parser: TypeParser): string | undefined {
-  if (parser === isoFromDatabase && (oid === 1114 || oid === 1184)) return isoExpression(ref, oid);
-  if (PASS_THROUGH_PROBES.every((probe) => parsesTo(parser, probe, probe))) {
-    // text and varchar row_to_json quotes as they are; others (numbers, dates, arrays) it would turn into JSON.
-    if (oid === 25 || oid === 1043) return ref;
-    return IO_CAST_TO_TEXT.has(oid) ? `${ref}::text` : outputText(ref);
-  }
-  switch (oid) {
-    case 16: // bool
-      return parsesTo(parser, 't', true) && parsesTo(parser, 'f', false) ? ref : undefined;
-    case 21: // int2
-    case 23: // int4
-      return parsesTo(parser, '-32768', -32768) ? ref : undefined;
-    case 26: // oid, which row_to_json would quote: as int8 it stays a number
-      return parsesTo(parser, '4294967295', 4294967295) ? `${ref}::int8` : undefined;
-    default:
-      return undefined;
-  }
+/** The fastest way to write a column that still gives the parser's JSON; `value` always does. */
+function kindOf(oid: number, parser: TypeParser): Kind {
+  if (parser === isoFromDatabase && oid === 1114) return 'timestamp';
+  if (parser === isoFromDatabase && oid === 1184) return 'timestamptz';
+  if (PASS_THROUGH_PROBES.every((probe) => parsesTo(parser, probe, probe))) return 'text';
+  // int2, int4 and oid print as plain integers; the parser must make numbers of them.
+  if ((oid === 21 || oid === 23 || oid === 26) && parsesTo(parser, '-32768', -32768)) return 'integer';
+  if (oid === 16 && parsesTo(parser, 't', true) && parsesTo(parser, 'f', false)) return 'boolean';
+  return 'value';
 }
 
+/** A string's UTF-8 bytes, one character per byte: the transcoder's working form. */
+const asBytes = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+
 /**
- * The COPY statement that writes the rows of `sql` (in its order) as JSON lines,
- * or undefined when some column cannot be written exactly as the cursor path
- * would. Column names must make the same object keys: no duplicates (a JS object
- * keeps one), no array-index names (a JS object puts them first), no __proto__.
+ * How each column is written, or undefined when the result's names cannot make
+ * the same object keys as the cursor path (or there is no column at all).
  */
-export function jsonLinesCopy(
-  sql: string,
+export function planColumns(
   fields: readonly ColumnField[],
   parserFor: (oid: number) => TypeParser,
-  quote: (identifier: string) => string,
-): string | undefined {
+  redactColumns: readonly string[] = [],
+): ColumnPlan[] | undefined {
   const names = fields.map((f) => f.name);
-  if (new Set(names).size !== names.length) return undefined;
+  if (names.length === 0 || new Set(names).size !== names.length) return undefined;
   if (names.some((name) => name === '__proto__' || /^(0|[1-9][0-9]*)$/.test(name))) return undefined;
-  const columns: string[] = [];
-  for (const field of fields) {
-    const expression = columnExpression(
-      `w.${quote(field.name)}`,
-      field.dataTypeID,
-      parserFor(field.dataTypeID),
-    );
-    if (expression === undefined) return undefined;
-    columns.push(`${expression} AS ${quote(field.name)}`);
-  }
-  // JSON text has no raw control characters, so with these delimiters CSV never quotes or escapes a line.
-  return `COPY (SELECT row_to_json(j) FROM (SELECT ${columns.join(', ')} FROM (${sql}) AS w) AS j) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`;
+  return fields.map((field, index) => {
+    const parser = parserFor(field.dataTypeID);
+    const redact = redactColumns.includes(field.name);
+    return {
+      prefix: asBytes(`${index === 0 ? '{' : ','}${JSON.stringify(field.name)}:`),
+      kind: redact ? 'value' : kindOf(field.dataTypeID, parser),
+      convert: redact
+        ? (text: string) => {
+            const value = parser(text);
+            return typeof value === 'string' ? redactSql(value) : value;
+          }
+        : parser,
+    };
+  });
+}
+
+/** The COPY statement for `sql`: CSV, every non-NULL value quoted, quotes and backslashes escaped by a backslash. */
+export function copyStatement(sql: string): string {
+  return `COPY (${sql}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *, ESCAPE '\\')`;
 }
 
 /**
- * Reads a COPY stream in chunks of at least CHUNK_BYTES, counting lines (one per
- * row). Stopping early reads the rest to the end and discards it, so that the
- * connection leaves COPY mode and stays usable.
+ * Turns COPY's CSV bytes into JSON lines, row by row, whatever the chunk
+ * boundaries. The bytes are handled as latin1 strings (one character per
+ * byte, so UTF-8 passes through untouched) because V8's native string search
+ * and slicing beat byte loops in JavaScript.
  */
-export async function* countedLines(copy: Readable, counter: { rows: number }): AsyncGenerator<Buffer> {
+export class CsvJsonTranscoder {
+  rows = 0;
+  private out = Buffer.allocUnsafe(CHUNK_BYTES + 64 * 1024);
+  private used = 0;
+  /** Bytes of a row not complete yet, and the size at which to try it again (doubling, so a huge row is scanned O(1) times per byte). */
+  private pending = '';
+  private retryAt = 0;
+  private readonly last: number;
+
+  constructor(private readonly columns: readonly ColumnPlan[]) {
+    this.last = columns.length - 1;
+  }
+
+  /** Transcodes the complete rows so far; returns output chunks that are ready. */
+  write(chunk: Buffer): Buffer[] {
+    this.pending += chunk.toString('latin1');
+    if (this.pending.length < this.retryAt) return [];
+    const input = this.pending;
+    const ready: Buffer[] = [];
+    const hasControl = CONTROL.test(input);
+    let position = 0;
+    let newline = -1;
+    for (;;) {
+      if (newline < position) {
+        newline = input.indexOf('\n', position);
+        if (newline === -1) break;
+      }
+      const next = this.row(input, position, hasControl, newline);
+      if (next < 0) break;
+      position = next;
+      this.rows += 1;
+      if (this.used >= CHUNK_BYTES) ready.push(this.take());
+    }
+    this.pending = input.slice(position);
+    this.retryAt = this.pending.length > 0 ? 2 * this.pending.length : 0;
+    return ready;
+  }
+
+  /** The last output; throws when the input stopped inside a row. */
+  end(): Buffer[] {
+    this.retryAt = 0;
+    const ready = this.pending.length > 0 ? this.write(Buffer.alloc(0)) : [];
+    if (this.pending.length > 0) throw new Error('COPY output ended inside a row');
+    return this.used > 0 ? [...ready, this.take()] : ready;
+  }
+
+  private take(): Buffer {
+    const done = this.out.subarray(0, this.used);
+    this.out = Buffer.allocUnsafe(CHUNK_BYTES + 64 * 1024);
+    this.used = 0;
+    return done;
+  }
+
+  /**
+   * Writes one row from `start`; returns where the next row starts, or -1
+   * (nothing written) when the row is incomplete. `newline` is the first
+   * newline at or after `start`: a value reaching past it holds a newline.
+   */
+  private row(input: string, start: number, hasControl: boolean, firstNewline: number): number {
+    const length = input.length;
+    let newline = firstNewline;
+    let line = '';
+    let position = start;
+    for (let index = 0; index <= this.last; index++) {
+      const column = this.columns[index] as ColumnPlan;
+      if (position >= length) return -1;
+      if (input.charCodeAt(position) === QUOTE) {
+        // A quoted value ends at the first quote not escaped by a backslash.
+        let close = input.indexOf('"', position + 1);
+        while (close !== -1 && isEscaped(input, close)) close = input.indexOf('"', close + 1);
+        if (close === -1) return -1;
+        while (newline !== -1 && newline < position) newline = input.indexOf('\n', newline + 1);
+        const plain =
+          (newline === -1 || newline > close) && !(hasControl && CONTROL.test(input.slice(position, close)));
+        line += column.prefix + this.value(column, input, position, close, plain);
+        position = close + 1;
+      } else {
+        // CSV's NULL: nothing between the separators.
+        line += `${column.prefix}null`;
+      }
+      if (position >= length) return -1;
+      if (input.charCodeAt(position) !== (index === this.last ? NEWLINE : COMMA))
+        throw new Error(`Unexpected COPY output at column ${index + 1}`);
+      position += 1;
+    }
+    line += '}\n';
+    if (this.used + line.length > this.out.length) {
+      const bigger = Buffer.allocUnsafe(2 * (this.used + line.length));
+      this.out.copy(bigger, 0, 0, this.used);
+      this.out = bigger;
+    }
+    this.used += this.out.write(line, this.used, 'latin1');
+    return position;
+  }
+
+  /** The JSON (as latin1-held UTF-8) of the quoted value between `open` and `close`. */
+  private value(column: ColumnPlan, input: string, open: number, close: number, plain: boolean): string {
+    if (plain) {
+      switch (column.kind) {
+        case 'text':
+          // Quoted, with `"` and `\` escaped and no control character: already a JSON string.
+          return input.slice(open, close + 1);
+        case 'integer': {
+          const digits = input.slice(open + 1, close);
+          if (INTEGER.test(digits)) return digits;
+          break;
+        }
+        case 'boolean':
+          if (close === open + 2) {
+            const flag = input.charCodeAt(open + 1);
+            if (flag === 0x74) return 'true';
+            if (flag === 0x66) return 'false';
+          }
+          break;
+        case 'timestamp':
+        case 'timestamptz': {
+          const text = input.slice(open + 1, close);
+          const zoned = column.kind === 'timestamptz';
+          // isoFromDatabase, for the common shapes. PostgreSQL has no year 0; the parser leaves such a date alone.
+          if ((zoned ? TIMESTAMPTZ : TIMESTAMP).test(text) && !text.startsWith('0000-00-00'))
+            return `"${text.slice(0, 10)}T${text.slice(11, zoned ? -3 : undefined)}Z"`;
+          break;
+        }
+      }
+    }
+    let text = Buffer.from(input.slice(open + 1, close), 'latin1').toString('utf8');
+    if (text.includes('\\')) text = text.replace(/\\([\s\S])/g, '$1');
+    const json = JSON.stringify(column.convert(text)) as string | undefined;
+    if (json === undefined) throw new Error('A type parser returned a value JSON cannot hold');
+    return asBytes(json);
+  }
+}
+
+/** Is the quote at `at` escaped, that is preceded by an odd run of backslashes? */
+function isEscaped(input: string, at: number): boolean {
+  let run = 0;
+  for (let i = at - 1; input.charCodeAt(i) === BACKSLASH; i--) run += 1;
+  return run % 2 === 1;
+}
+
+/**
+ * Reads a COPY stream and yields JSON lines in chunks, counting rows as they
+ * are written. Stopping early reads the rest to the end and discards it, so
+ * that the connection leaves COPY mode and stays usable.
+ */
+export async function* transcodeCopy(
+  copy: Readable,
+  columns: readonly ColumnPlan[],
+  counter: { rows: number },
+): AsyncGenerator<Buffer> {
+  const transcoder = new CsvJsonTranscoder(columns);
   const iterator = copy.iterator({ destroyOnReturn: false });
   let finished = false;
   try {
-    let parts: Buffer[] = [];
-    let size = 0;
+    let counted = 0;
     for await (const chunk of iterator as AsyncIterable<Buffer>) {
-      for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) counter.rows += 1;
-      parts.push(chunk);
-      size += chunk.length;
-      if (size >= CHUNK_BYTES) {
-        yield parts.length === 1 ? chunk : Buffer.concat(parts, size);
-        parts = [];
-        size = 0;
-      }
+      const ready = transcoder.write(chunk);
+      counter.rows += transcoder.rows - counted;
+      counted = transcoder.rows;
+      yield* ready;
     }
+    const rest = transcoder.end();
+    counter.rows += transcoder.rows - counted;
     finished = true;
-    if (size > 0) yield Buffer.concat(parts, size);
+    yield* rest;
   } finally {
     if (!finished && !copy.destroyed && !copy.readableEnded) {
       copy.resume();

@@ -3,7 +3,14 @@ import { to as copyTo } from 'pg-copy-streams';
 import Cursor from 'pg-cursor';
 import { type ConnectionTarget, classify, connectPostgres } from '../db/connect';
 import type { Logger } from '../log';
-import { countedLines, jsonLinesCopy, type TypeParser } from './postgres-copy';
+import {
+  type ColumnField,
+  type ColumnPlan,
+  copyStatement,
+  planColumns,
+  type TypeParser,
+  transcodeCopy,
+} from './postgres-copy';
 import type { DatabaseSession, Row, SqlDialect } from './session';
 import { formatTimestamp, isoFromDatabase } from './time';
 
@@ -23,10 +30,55 @@ const PARSERS = new Map<number, (value: string) => unknown>([
   [17, asText], // bytea, as its hex text
 ]);
 
+/** The parser the session gives a text-format column of type `oid`. */
+export const typeParser = (oid: number): TypeParser =>
+  PARSERS.get(oid) ?? (pg.types.getTypeParser(oid, 'text') as TypeParser);
+
 const types = {
   getTypeParser: ((oid: number, format?: string) =>
     PARSERS.get(oid) ?? pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
+
+/**
+ * A query object for pg's client (its submittable interface, as pg-cursor and
+ * pg-copy-streams use it) that parses the statement and asks for its row
+ * description, without binding or executing it.
+ */
+class StatementDescription implements pg.Submittable {
+  private fields: ColumnField[] = [];
+  private error: Error | undefined;
+
+  constructor(
+    private readonly text: string,
+    private readonly done: (error: Error | undefined, fields: ColumnField[]) => void,
+  ) {}
+
+  submit(connection: pg.Connection): void {
+    connection.parse({ name: '', text: this.text, types: [] }, true);
+    connection.describe({ type: 'S' }, true);
+    connection.sync();
+  }
+
+  handleRowDescription(message: { fields: ColumnField[] }): void {
+    this.fields = message.fields.map(({ name, dataTypeID }) => ({ name, dataTypeID }));
+  }
+
+  handleError(error: Error): void {
+    this.error = error;
+  }
+
+  handleReadyForQuery(): void {
+    this.done(this.error, this.fields);
+  }
+
+  // Not sent for a statement description; the client may still call them.
+  handleDataRow(): void {}
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(): void {}
+  handleCopyData(): void {}
+}
 
 export const postgresDialect: SqlDialect = {
   quote: (identifier) => `"${identifier.replaceAll('"', '""')}"`,
@@ -94,29 +146,43 @@ export class PostgresSession implements DatabaseSession {
 
   /**
    * The COPY fast path (see postgres-copy.ts), for PostgreSQL 12 or later in
-   * UTF-8, DateStyle ISO and UTC: not Redshift, which has no COPY TO STDOUT. The query is described
-   * first (LIMIT 0) to build each column's JSON expression from its type.
+   * UTF-8, DateStyle ISO and UTC: not Redshift, which has no COPY TO STDOUT. The
+   * query is described first to plan each column from its type.
    */
-  async jsonLines(sql: string, counter: { rows: number }): Promise<AsyncIterable<Uint8Array> | undefined> {
+  async jsonLines(
+    sql: string,
+    counter: { rows: number },
+    redactColumns: readonly string[] = [],
+  ): Promise<AsyncIterable<Uint8Array> | undefined> {
     if (!(await this.supportsCopy())) return undefined;
-    let copySql: string | undefined;
+    let columns: ColumnPlan[] | undefined;
     try {
-      const { fields } = await this.client.query(`SELECT * FROM (${sql}) AS d LIMIT 0`);
-      copySql = jsonLinesCopy(
-        sql,
-        fields,
-        (oid) => types.getTypeParser(oid, 'text') as TypeParser,
-        postgresDialect.quote,
-      );
+      columns = planColumns(await this.describe(sql), typeParser, redactColumns);
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
     }
-    return copySql === undefined ? undefined : this.copyLines(copySql, counter);
+    return columns === undefined ? undefined : this.copyLines(copyStatement(sql), columns, counter);
   }
 
-  private async *copyLines(copySql: string, counter: { rows: number }): AsyncIterable<Uint8Array> {
+  /**
+   * The result columns of `sql`, from the server's description of the parsed
+   * statement: nothing runs (a file_fdw program, for one, is not started).
+   */
+  private describe(sql: string): Promise<ColumnField[]> {
+    return new Promise((resolve, reject) => {
+      this.client.query(
+        new StatementDescription(sql, (error, fields) => (error ? reject(error) : resolve(fields))),
+      );
+    });
+  }
+
+  private async *copyLines(
+    copySql: string,
+    columns: readonly ColumnPlan[],
+    counter: { rows: number },
+  ): AsyncIterable<Uint8Array> {
     try {
-      yield* countedLines(this.client.query(copyTo(copySql)), counter);
+      yield* transcodeCopy(this.client.query(copyTo(copySql)), columns, counter);
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
     }

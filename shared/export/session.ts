@@ -25,11 +25,16 @@ export interface DatabaseSession {
   /** Streams rows without holding the result in memory; breaking out of the loop stops the query. */
   stream(sql: string): AsyncIterable<Row>;
   /**
-   * Optional fast path: the rows of `sql` as JSON lines written by the database
-   * itself, byte for byte what JSON-encoding `stream(sql)` line by line gives,
-   * counting rows into `counter`; undefined when the session cannot promise the
-   * same bytes for this query (the caller then uses `stream`).
+   * Optional fast path: the rows of `sql` as JSON lines, byte for byte what
+   * JSON-encoding `stream(sql)` line by line gives (with the same columns
+   * masked), written without building row objects and counting rows into
+   * `counter`; undefined when the session cannot promise the same bytes for
+   * this query (the caller then uses `stream`).
    */
-  jsonLines?(sql: string, counter: { rows: number }): Promise<AsyncIterable<Uint8Array> | undefined>;
+  jsonLines?(
+    sql: string,
+    counter: { rows: number },
+    redactColumns: readonly string[],
+  ): Promise<AsyncIterable<Uint8Array> | undefined>;
   close(): Promise<void>;
 }

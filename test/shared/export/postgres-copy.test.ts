@@ -1,11 +1,19 @@
+import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeJsonLines } from '../../../shared/export/encode';
-import { PostgresSession } from '../../../shared/export/postgres-session';
+import {
+  type ColumnField,
+  type ColumnPlan,
+  CsvJsonTranscoder,
+  copyStatement,
+  planColumns,
+} from '../../../shared/export/postgres-copy';
+import { PostgresSession, typeParser } from '../../../shared/export/postgres-session';
 import { createLogger } from '../../../shared/log';
 import { createPgDatabase, pgAdmin, stack } from '../../stack/fixtures';
 
 /**
- * The COPY fast path against the cursor path on real PostgreSQL: for the same
+ * The fast path (COPY CSV transcoded to JSON lines) against the cursor path on real PostgreSQL: for the same
  * query, the database-written JSON lines must be the very bytes the cursor path
  * encodes, and a query it cannot match byte for byte must fall back.
  */
@@ -87,7 +95,7 @@ async function cursorPathBytes(sql: string): Promise<{ bytes: Buffer; rows: numb
 /** What the COPY fast path writes for `sql`, or undefined when it declines the query. */
 async function copyPathBytes(sql: string): Promise<{ bytes: Buffer; rows: number } | undefined> {
   const counter = { rows: 0 };
-  const lines = await session.jsonLines(sql, counter);
+  const lines = await session.jsonLines(sql, counter, []);
   if (!lines) return undefined;
   const chunks: Uint8Array[] = [];
   for await (const chunk of lines) chunks.push(chunk);
@@ -95,6 +103,37 @@ async function copyPathBytes(sql: string): Promise<{ bytes: Buffer; rows: number
 }
 
 const SUPPORTED_NAMES = SUPPORTED_COLUMNS.split(',').map((c) => c.trim().split(/\s+/)[0] as string);
+
+/** The raw bytes of a COPY ... TO STDOUT in the session's settings (UTC), through a plain connection. */
+async function rawCopy(copySql: string): Promise<Buffer> {
+  const admin = await pgAdmin(database);
+  try {
+    await admin.query("SET TimeZone = 'UTC'");
+    const chunks: Buffer[] = [];
+    for await (const chunk of admin.query(copyTo(copySql))) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** The columns of a query, as the session describes them. */
+async function columnsOf(sql: string): Promise<ColumnField[]> {
+  const admin = await pgAdmin(database);
+  try {
+    return (await admin.query(`SELECT * FROM (${sql}) AS d LIMIT 0`)).fields;
+  } finally {
+    await admin.end();
+  }
+}
+
+function transcode(plan: ColumnPlan[], chunks: Buffer[]): { text: string; rows: number } {
+  const transcoder = new CsvJsonTranscoder(plan);
+  const out: Buffer[] = [];
+  for (const chunk of chunks) out.push(...transcoder.write(chunk));
+  out.push(...transcoder.end());
+  return { text: Buffer.concat(out).toString('utf8'), rows: transcoder.rows };
+}
 
 describe('PostgresSession.jsonLines', () => {
   it('writes the same bytes as the cursor path for every supported type, NULLs included', async () => {
@@ -133,22 +172,103 @@ describe('PostgresSession.jsonLines', () => {
   });
 
   it.each(['f8', 'f4', 'js', 'jsb', 'ints', 'texts', 'p'])(
-    'falls back to the cursor path for column %s',
+    'writes column %s, which takes its type parser, as the cursor path does',
     async (column) => {
-      const counter = { rows: 0 };
+      const sql = `SELECT id, ${column} FROM samples ORDER BY id`;
 
-      const lines = await session.jsonLines(`SELECT id, ${column} FROM samples ORDER BY id`, counter);
+      const copy = await copyPathBytes(sql);
+      const cursor = await cursorPathBytes(sql);
 
-      expect(lines).toBeUndefined();
+      expect(copy).toBeDefined();
+      expect(copy?.bytes.toString('utf8')).toBe(cursor.bytes.toString('utf8'));
     },
   );
+
+  it('masks the columns it is asked to, as the cursor path does', async () => {
+    // Prepare: statements with credentials, with quotes, newlines and control characters around them
+    const sql = `SELECT id, statement, note FROM (VALUES
+      (1, $q$CREATE USER app IDENTIFIED BY 'pa"ss\\'word'$q$, $q$CREATE USER kept IDENTIFIED BY 'visible'$q$),
+      (2, E'ALTER ROLE app WITH PASSWORD ''s3cret''\\n-- done\\x01', NULL),
+      (3, NULL, 'x'),
+      (4, 'SELECT 1', E'tab\\there')) AS s(id, statement, note) ORDER BY id`;
+    const counter = { rows: 0 };
+
+    // Act
+    const lines = await session.jsonLines(sql, counter, ['statement']);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of lines ?? []) chunks.push(chunk);
+    let expected = '';
+    for await (const chunk of encodeJsonLines(session.stream(sql), ['statement'], { rows: 0 }))
+      expected += chunk;
+
+    // Assess
+    const written = Buffer.concat(chunks).toString('utf8');
+    expect(lines).toBeDefined();
+    expect(written).toBe(expected);
+    expect(written).not.toContain('s3cret');
+    expect(written).not.toContain('word');
+    expect(written).toContain('visible');
+    expect(counter.rows).toBe(4);
+  });
+
+  it('transcodes the same whatever the chunk boundaries, one byte at a time included', async () => {
+    // Prepare: the raw CSV of every column, read through a plain COPY
+    const sql = 'SELECT * FROM samples ORDER BY id';
+    const csv = await rawCopy(copyStatement(sql));
+    const plan = planColumns(await columnsOf(sql), typeParser) as ColumnPlan[];
+
+    // Act
+    const whole = transcode(plan, [csv]);
+    const bytewise = transcode(
+      plan,
+      Array.from({ length: csv.length }, (_, i) => csv.subarray(i, i + 1)),
+    );
+
+    // Assess
+    expect(bytewise.rows).toBe(7);
+    expect(bytewise.text).toBe(whole.text);
+    expect(whole.text).toBe((await cursorPathBytes(sql)).bytes.toString('utf8'));
+  });
+
+  it('carries a value larger than many chunks across them', async () => {
+    const sql = `SELECT 1 AS id, repeat('ab"\\', 300000) || E'\\n' AS t, 2 AS n`;
+    const csv = await rawCopy(copyStatement(sql));
+    const plan = planColumns(await columnsOf(sql), typeParser) as ColumnPlan[];
+
+    const chunked = transcode(
+      plan,
+      Array.from({ length: Math.ceil(csv.length / 1000) }, (_, i) => csv.subarray(i * 1000, (i + 1) * 1000)),
+    );
+
+    expect(chunked.text).toBe((await cursorPathBytes(sql)).bytes.toString('utf8'));
+  });
+
+  it('fails on input that stops inside a row or is not its CSV', () => {
+    const plan = planColumns(
+      [
+        { name: 'id', dataTypeID: 23 },
+        { name: 't', dataTypeID: 25 },
+      ],
+      typeParser,
+    ) as ColumnPlan[];
+
+    expect(() => transcode(plan, [Buffer.from('"1","abc')])).toThrow('COPY output ended inside a row');
+    expect(() => transcode(plan, [Buffer.from('"1";"abc"\n')])).toThrow('Unexpected COPY output');
+    expect(transcode(plan, [Buffer.from('"1",\n,"x"\n')]).text).toBe(
+      '{"id":1,"t":null}\n{"id":null,"t":"x"}\n',
+    );
+  });
 
   it.each([
     ['duplicate names', 'SELECT id, t AS id FROM samples'],
     ['array-index names', 'SELECT t AS "x", id AS "10" FROM samples'],
     ['__proto__', 'SELECT id AS "__proto__" FROM samples'],
   ])('falls back to the cursor path for %s', async (_, sql) => {
-    expect(await session.jsonLines(sql, { rows: 0 })).toBeUndefined();
+    expect(await session.jsonLines(sql, { rows: 0 }, [])).toBeUndefined();
+  });
+
+  it('refuses a query without columns', async () => {
+    expect(await session.jsonLines('SELECT FROM samples', { rows: 0 }, [])).toBeUndefined();
   });
 
   it('yields nothing for an empty result', async () => {
@@ -162,6 +282,7 @@ describe('PostgresSession.jsonLines', () => {
     const lines = await session.jsonLines(
       `SELECT g AS id, repeat('x', 200) AS t FROM generate_series(1, 200000) g ORDER BY g`,
       { rows: 0 },
+      [],
     );
 
     // Act
@@ -173,9 +294,11 @@ describe('PostgresSession.jsonLines', () => {
   });
 
   it('reports a query error as a database error and stays usable', async () => {
-    const lines = await session.jsonLines('SELECT id, 1 / (id - 3) AS boom FROM samples ORDER BY id', {
-      rows: 0,
-    });
+    const lines = await session.jsonLines(
+      'SELECT id, 1 / (id - 3) AS boom FROM samples ORDER BY id',
+      { rows: 0 },
+      [],
+    );
 
     await expect(async () => {
       for await (const _ of lines ?? []) {
