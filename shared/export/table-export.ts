@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip, type ZlibOptions } from 'node:zlib';
 import type { Logger } from '../log';
 import type { TableDefinition } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
 import { encodeJsonLines, peek } from './encode';
+import { createParallelGzip } from './gzip';
 import { planBackfill, planWindows, type Window } from './planner';
 import type { DatabaseSession } from './session';
 import type { Sink } from './sink';
@@ -195,16 +195,16 @@ async function writeWindow(
   if (!replace && (await ctx.sink.exists(key))) return { outcome: 'exists', rows: 0 };
   const counter = { rows: 0 };
   const redact = ctx.cluster.redact ? ctx.table.sqlTextColumns : [];
-  // With nothing to mask, the database may write the JSON lines itself: the same bytes, no row objects.
-  const databaseLines = redact.length === 0 ? await ctx.session.jsonLines?.(sql, counter) : undefined;
+  // The session's fast path writes the same bytes without row objects, where it can.
+  const databaseLines = await ctx.session.jsonLines?.(sql, counter, redact);
   const lines = databaseLines
     ? await peek(databaseLines)
     : await peek(ctx.session.stream(sql)).then((rows) => rows && encodeJsonLines(rows, redact, counter));
   if (!lines) return { outcome: 'empty', rows: 0 };
-  // A buffer of a few encoder chunks lets gzip (on the thread pool) work while rows are read and encoded.
-  const gzip = createGzip({ level: 6, writableHighWaterMark: 256 * 1024 } as ZlibOptions);
+  // Blocks are deflated on the thread pool while the next rows are read and encoded.
+  const gzip = createParallelGzip();
   const abort = new AbortController();
-  const encoded = pipeline(Readable.from(lines), gzip).catch((error) => {
+  const encoded = pipeline(Readable.from(lines, { highWaterMark: 1 }), gzip).catch((error) => {
     // Rows could not be read to the end: the object must not become visible.
     abort.abort(error);
     throw error;
