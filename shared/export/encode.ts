@@ -2,7 +2,7 @@ import { redactSql } from './redact-sql';
 import type { Row } from './session';
 
 /** Lines are handed to gzip in chunks of about this many characters: zlib works faster on large writes. */
-export const CHUNK_CHARS = 1024 * 1024;
+export const CHUNK_CHARS = 64 * 1024;
 
 /** Counts what went through an encoder. */
 export interface RowCounter {

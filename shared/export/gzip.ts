@@ -10,10 +10,11 @@ import { constants, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
  * input). The result is one ordinary gzip member, as large as a single-threaded
  * deflate would make it within a fraction of a percent; any gunzip reads it.
  * One thread compresses JSON lines more slowly than the exporter makes them:
- * this is what lets the export keep up with the database.
+ * this is what lets the export keep up with the database. Input is copied into
+ * a few reused block buffers, so that a window of any size allocates no more.
  */
 
-/** Input per deflate call, at least: large enough that each call's set-up cost vanishes. */
+/** Input per deflate call: large enough that each call's set-up cost vanishes. */
 const BLOCK_BYTES = 1024 * 1024;
 /** Deflate's window: the history each block may refer back to. */
 const DICTIONARY_BYTES = 32 * 1024;
@@ -37,11 +38,14 @@ export class ParallelGzip extends Transform {
   private readonly level: number;
   private readonly parallelism: number;
   private readonly blockBytes: number;
-  /** Input not yet handed to deflate. */
-  private parts: Buffer[] = [];
-  private size = 0;
-  /** The end of the previous block: the next block's dictionary. */
-  private history: Buffer | undefined;
+  /** The block being filled, and how much of it is. */
+  private block: Buffer | undefined;
+  private used = 0;
+  /** Block buffers whose deflate has finished, for reuse: a window allocates a few, not one per block. */
+  private spare: Buffer[] = [];
+  /** The last DICTIONARY_BYTES of input so far: the next block's dictionary (zlib copies it at init). */
+  private readonly history = Buffer.allocUnsafe(DICTIONARY_BYTES);
+  private historyBytes = 0;
   private crc = 0;
   private length = 0;
   private headerSent = false;
@@ -57,14 +61,11 @@ export class ParallelGzip extends Transform {
 
   override _transform(chunk: Buffer | string, encoding: BufferEncoding, done: TransformCallback): void {
     const input = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
-    this.parts.push(input);
-    this.size += input.length;
-    if (this.size < this.blockBytes) done();
-    else this.drainBlocks().then(() => done(), done);
+    this.fill(input).then(() => done(), done);
   }
 
   override _flush(done: TransformCallback): void {
-    this.drainBlocks(true).then(() => {
+    this.deflate(true).then(() => {
       const trailer = Buffer.alloc(8);
       trailer.writeUInt32LE(this.crc >>> 0, 0);
       trailer.writeUInt32LE(this.length % 2 ** 32, 4);
@@ -73,42 +74,61 @@ export class ParallelGzip extends Transform {
     }, done);
   }
 
+  /** Copies input into blocks, deflating each block as it fills. */
+  private async fill(input: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < input.length) {
+      this.block ??= this.spare.pop() ?? Buffer.allocUnsafe(this.blockBytes);
+      const copied = input.copy(this.block, this.used, offset);
+      this.used += copied;
+      offset += copied;
+      if (this.used === this.block.length) await this.deflate(false);
+    }
+  }
+
   /**
-   * Deflates what has gathered as one block once it is large enough (or at the
-   * end, as the final block), waiting whenever too many deflates run. A block
-   * is all the input gathered, not cut to an exact size, so input already
-   * written in large chunks is deflated without a copy.
+   * Hands the block to deflate on the thread pool (at the end, as the final
+   * block) and pushes finished blocks in order, waiting while too many run.
    */
-  private async drainBlocks(final = false): Promise<void> {
+  private async deflate(final: boolean): Promise<void> {
     if (!this.headerSent) {
       this.push(HEADER);
       this.headerSent = true;
     }
-    const block = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.size);
-    this.parts = [];
-    this.size = 0;
+    const buffer = this.block;
+    const block = buffer ? buffer.subarray(0, this.used) : Buffer.alloc(0);
+    this.block = undefined;
+    this.used = 0;
     // (Node's crc32 answers 0 for some empty views, whatever the running value.)
     if (block.length > 0) this.crc = crc32(block, this.crc);
     this.length += block.length;
     const deflated = deflateBlock(block, {
       level: this.level,
-      ...(this.history ? { dictionary: this.history } : {}),
+      ...(this.historyBytes > 0 ? { dictionary: this.history.subarray(0, this.historyBytes) } : {}),
       finishFlush: final ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
+    }).finally(() => {
+      if (buffer) this.spare.push(buffer);
     });
     // Awaited in order below; until then a failure must not count as unhandled.
     deflated.catch(() => {});
     this.inFlight.push(deflated);
-    this.history = lastBytes(this.history, block, DICTIONARY_BYTES);
+    this.remember(block);
     const keep = final ? 0 : this.parallelism - 1;
     while (this.inFlight.length > keep) this.push(await (this.inFlight.shift() as Promise<Buffer>));
   }
-}
 
-/** The last `size` bytes of `before` followed by `after`, copied. */
-function lastBytes(before: Buffer | undefined, after: Buffer, size: number): Buffer {
-  if (after.length >= size || !before) return Buffer.from(after.subarray(Math.max(0, after.length - size)));
-  const joined = Buffer.concat([before, after]);
-  return Buffer.from(joined.subarray(Math.max(0, joined.length - size)));
+  /** Keeps the last DICTIONARY_BYTES of the input in `history`. */
+  private remember(block: Buffer): void {
+    if (block.length >= DICTIONARY_BYTES) {
+      block.copy(this.history, 0, block.length - DICTIONARY_BYTES);
+      this.historyBytes = DICTIONARY_BYTES;
+      return;
+    }
+    const keep = Math.min(this.historyBytes, DICTIONARY_BYTES - block.length);
+    this.history.copy(this.history, 0, this.historyBytes - keep, this.historyBytes);
+    block.copy(this.history, keep);
+    this.historyBytes = keep + block.length;
+  }
 }
 
 /** A gzip stream: parallel blocks, one gzip member. */

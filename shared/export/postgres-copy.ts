@@ -38,7 +38,7 @@ export interface ColumnPlan {
 }
 
 /** Output is handed to gzip in chunks of at least this many bytes: zlib works faster on large writes. */
-const CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
