@@ -129,11 +129,13 @@ export function copyStatement(sql: string): string {
  */
 export class CsvJsonTranscoder {
   rows = 0;
-  private out = Buffer.allocUnsafe(CHUNK_BYTES + 64 * 1024);
-  private used = 0;
+  /** JSON lines not handed on yet: UTF-8 bytes held as a latin1 string. */
+  private out = '';
   /** Bytes of a row not complete yet, and the size at which to try it again (doubling, so a huge row is scanned O(1) times per byte). */
   private pending = '';
   private retryAt = 0;
+  /** Whether the pending bytes may hold a control character (other than the newline). */
+  private pendingControl = false;
   private readonly last: number;
 
   constructor(private readonly columns: readonly ColumnPlan[]) {
@@ -142,11 +144,13 @@ export class CsvJsonTranscoder {
 
   /** Transcodes the complete rows so far; returns output chunks that are ready. */
   write(chunk: Buffer): Buffer[] {
-    this.pending += chunk.toString('latin1');
+    const text = chunk.toString('latin1');
+    this.pending += text;
+    this.pendingControl ||= CONTROL.test(text);
     if (this.pending.length < this.retryAt) return [];
     const input = this.pending;
     const ready: Buffer[] = [];
-    const hasControl = CONTROL.test(input);
+    const hasControl = this.pendingControl;
     let position = 0;
     let newline = -1;
     for (;;) {
@@ -158,9 +162,10 @@ export class CsvJsonTranscoder {
       if (next < 0) break;
       position = next;
       this.rows += 1;
-      if (this.used >= CHUNK_BYTES) ready.push(this.take());
+      if (this.out.length >= CHUNK_BYTES) ready.push(this.take());
     }
     this.pending = input.slice(position);
+    this.pendingControl = hasControl && this.pending.length > 0;
     this.retryAt = this.pending.length > 0 ? 2 * this.pending.length : 0;
     return ready;
   }
@@ -170,13 +175,12 @@ export class CsvJsonTranscoder {
     this.retryAt = 0;
     const ready = this.pending.length > 0 ? this.write(Buffer.alloc(0)) : [];
     if (this.pending.length > 0) throw new Error('COPY output ended inside a row');
-    return this.used > 0 ? [...ready, this.take()] : ready;
+    return this.out.length > 0 ? [...ready, this.take()] : ready;
   }
 
   private take(): Buffer {
-    const done = this.out.subarray(0, this.used);
-    this.out = Buffer.allocUnsafe(CHUNK_BYTES + 64 * 1024);
-    this.used = 0;
+    const done = Buffer.from(this.out, 'latin1');
+    this.out = '';
     return done;
   }
 
@@ -212,13 +216,7 @@ export class CsvJsonTranscoder {
         throw new Error(`Unexpected COPY output at column ${index + 1}`);
       position += 1;
     }
-    line += '}\n';
-    if (this.used + line.length > this.out.length) {
-      const bigger = Buffer.allocUnsafe(2 * (this.used + line.length));
-      this.out.copy(bigger, 0, 0, this.used);
-      this.out = bigger;
-    }
-    this.used += this.out.write(line, this.used, 'latin1');
+    this.out += `${line}}\n`;
     return position;
   }
 
