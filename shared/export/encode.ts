@@ -1,7 +1,7 @@
 import { redactSql } from './redact-sql';
 import type { Row } from './session';
 
-/** Lines are handed to gzip in chunks of about this many characters: zlib works faster on large writes. */
+/** Lines are handed on in chunks of about this many characters (gzip gathers them into its own blocks). */
 export const CHUNK_CHARS = 64 * 1024;
 
 /** Counts what went through an encoder. */

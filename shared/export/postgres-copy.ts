@@ -37,7 +37,7 @@ export interface ColumnPlan {
   convert: (text: string) => unknown;
 }
 
-/** Output is handed to gzip in chunks of at least this many bytes: zlib works faster on large writes. */
+/** Output is handed on in chunks of at least this many bytes (gzip gathers them into its own blocks). */
 const CHUNK_BYTES = 64 * 1024;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -68,7 +68,9 @@ describe('lambdaInvoker', () => {
   it('fails when Lambda does not accept the event', async () => {
     status = 200;
 
-    await expect(lambdaInvoker(client)('f', 'c1')).rejects.toThrow('Asynchronous invocation of f answered 200');
+    await expect(lambdaInvoker(client)('f', 'c1')).rejects.toThrow(
+      'Asynchronous invocation of f answered 200',
+    );
   });
 
   it('fails when Lambda answers an error', async () => {
