@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ import {
   createMysqlUser,
   createPgDatabase,
   createSecret,
+  mysqlAdmin,
   pgAdmin,
   randomPassword,
   secretsManager,
@@ -281,4 +283,91 @@ describe('export handler: credentials, isolation, fan-out, encryption', () => {
     expect(head.ServerSideEncryption).toBe('aws:kms');
     expect(head.SSEKMSKeyId).toBe(keyId);
   });
+});
+
+describe('export handler: a window whose rows fail part-way', () => {
+  /** Runs one catch-up export of `query` (30 000 rows in one window) into files and returns the result and the directory. */
+  async function exportFailing(engine: 'postgres' | 'mariadb', database: string, query: string) {
+    const server = engine === 'postgres' ? stack().postgres : stack().mariadb;
+    const path = `/${uniqueName('export')}`;
+    const directory = exportDirectory();
+    const watermarkTable = await createWatermarkTable();
+    await putParameters(path, {
+      'global/destination': `file://${directory}/`,
+      'global/window-minutes': '1440',
+      'global/initial-lookback-hours': '72',
+      'clusters/c1/engine': engine,
+      'clusters/c1/host': server.host,
+      'clusters/c1/port': String(server.port),
+      'clusters/c1/database': database,
+      'clusters/c1/user': server.adminUser,
+      'clusters/c1/password': { secure: server.adminPassword },
+      'clusters/c1/ssl': 'false',
+      'clusters/c1/tables': 'none',
+      'clusters/c1/custom/events/query': query,
+      'clusters/c1/custom/events/watermark-column': 'at',
+    });
+    const result = await makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'c1' });
+    return { table: result.clusters[0]?.tables[0], directory, watermarkTable };
+  }
+
+  it.each([
+    [
+      'PostgreSQL (COPY fast path)',
+      'postgres' as const,
+      async () => {
+        const database = await createPgDatabase();
+        const admin = await pgAdmin(database);
+        // Indexed, so that rows stream in order and the error comes after the first 24 999 of them.
+        await admin.query(`CREATE TABLE events AS SELECT g AS id, date_trunc('day', now()) - interval '36 hours'
+          + g * interval '1 second' AS at, repeat('x', 80) AS note FROM generate_series(1, 30000) g`);
+        await admin.query('CREATE INDEX ON events (at); ANALYZE events');
+        const { rows } = await admin.query('SELECT extract(epoch FROM min(at))::bigint AS s FROM events');
+        await admin.end();
+        return {
+          database,
+          query: 'SELECT id, at, note, 1 / (id - 25000) AS boom FROM events',
+          firstAt: Number(rows[0].s) * 1_000_000,
+        };
+      },
+      /division by zero/,
+    ],
+    [
+      'MariaDB (row-event fast path)',
+      'mariadb' as const,
+      async () => {
+        const now = await mysqlNow();
+        const day = floorToGrid(now, 1440) - hours(36);
+        const { database } = await createMysqlEvents(
+          Array.from({ length: 30_000 }, (_, i) => ({ id: i + 1, at: day + (i + 1) * 1_000_000 })),
+        );
+        const admin = await mysqlAdmin();
+        await admin.query(`CREATE FUNCTION \`${database}\`.boom(i INT) RETURNS INT DETERMINISTIC NO SQL
+          BEGIN IF i = 25000 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom at row 25000'; END IF; RETURN 0; END`);
+        await admin.end();
+        return {
+          database,
+          query: `SELECT id, at, note, \`${database}\`.boom(id) AS boom FROM \`${database}\`.events`,
+          firstAt: day + 1_000_000,
+        };
+      },
+      /boom at row 25000/,
+    ],
+  ])(
+    '%s: reports the error, writes no object (not even a temporary file) and keeps the watermark',
+    async (_name, engine, prepare, error) => {
+      const { database, query, firstAt } = await prepare();
+
+      const { table, directory, watermarkTable } = await exportFailing(engine, database, query);
+
+      expect(table?.error).toMatch(error);
+      expect(table?.objectsWritten).toBe(0);
+      const entries = await readdir(directory, { recursive: true, withFileTypes: true });
+      expect(entries.filter((entry) => entry.isFile()).map((entry) => entry.name)).toEqual([]);
+      // The empty windows before the failing one are passed; the failing one is not.
+      const mark = await readWatermark(watermarkTable, 'c1', 'events');
+      expect(mark?.watermark).toBe(formatTimestamp(floorToGrid(firstAt, 1440)));
+      expect(mark?.leaseOwner).toBeUndefined();
+    },
+  );
 });
