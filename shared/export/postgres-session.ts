@@ -30,14 +30,13 @@ const PARSERS = new Map<number, (value: string) => unknown>([
   [17, asText], // bytea, as its hex text
 ]);
 
-/** The parser the session gives a text-format column of type `oid`. */
-export const typeParser = (oid: number): TypeParser =>
-  PARSERS.get(oid) ?? (pg.types.getTypeParser(oid, 'text') as TypeParser);
-
 const types = {
   getTypeParser: ((oid: number, format?: string) =>
     PARSERS.get(oid) ?? pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
+
+/** The parser the session gives a text-format column of type `oid`. */
+export const typeParser = (oid: number): TypeParser => types.getTypeParser(oid, 'text') as TypeParser;
 
 /**
  * A query object for pg's client (its submittable interface, as pg-cursor and

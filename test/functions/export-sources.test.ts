@@ -32,6 +32,7 @@ import {
   stack,
   uniqueName,
 } from '../stack/fixtures';
+import { postgresClusterParameters } from '../support/csvlog-fixtures';
 
 describe('export handler: custom export on PostgreSQL to files', () => {
   it('exports timestamptz rows at microsecond precision, UTF-8 text, in event-time order, each once', async () => {
@@ -288,7 +289,6 @@ describe('export handler: credentials, isolation, fan-out, encryption', () => {
 describe('export handler: a window whose rows fail part-way', () => {
   /** Runs one catch-up export of `query` (30 000 rows in one window) into files and returns the result and the directory. */
   async function exportFailing(engine: 'postgres' | 'mariadb', database: string, query: string) {
-    const server = engine === 'postgres' ? stack().postgres : stack().mariadb;
     const path = `/${uniqueName('export')}`;
     const directory = exportDirectory();
     const watermarkTable = await createWatermarkTable();
@@ -296,13 +296,8 @@ describe('export handler: a window whose rows fail part-way', () => {
       'global/destination': `file://${directory}/`,
       'global/window-minutes': '1440',
       'global/initial-lookback-hours': '72',
-      'clusters/c1/engine': engine,
-      'clusters/c1/host': server.host,
-      'clusters/c1/port': String(server.port),
-      'clusters/c1/database': database,
-      'clusters/c1/user': server.adminUser,
-      'clusters/c1/password': { secure: server.adminPassword },
-      'clusters/c1/ssl': 'false',
+      // The MariaDB query names its database itself.
+      ...(engine === 'postgres' ? postgresClusterParameters('c1', database) : mysqlClusterParameters('c1')),
       'clusters/c1/tables': 'none',
       'clusters/c1/custom/events/query': query,
       'clusters/c1/custom/events/watermark-column': 'at',
