@@ -253,6 +253,8 @@ export const postgresLog: TableDefinition = {
   standard: true,
   eventTimeColumn: 'log_time',
   orderBy: ['log_time', 'session_id', 'session_line_num'],
+  // Each query reads the log files through the foreign tables.
+  fullScan: true,
   // log_statement puts statements in `message`; errors carry them in `query`, `internal_query` and `context`.
   sqlTextColumns: ['message', 'detail', 'query', 'internal_query', 'context'],
   lagSeconds: async () => ONE_MINUTE,

@@ -53,6 +53,12 @@ export interface TableDefinition {
   readonly eventTimeColumn: string;
   /** Row order inside an object: event time first, then tie-breakers. */
   readonly orderBy: readonly string[];
+  /**
+   * Every window query reads the whole source (no index on the event time: a
+   * CSV log table, a file_fdw log): due windows are then read an hour at a
+   * time, one ordered query split into the windows' objects, not one query each.
+   */
+  readonly fullScan?: boolean;
   /** Columns holding SQL text, in which credentials are masked. */
   readonly sqlTextColumns: readonly string[];
   /** Seconds a row may appear after its event time (unless `global/lag-seconds` overrides). */
@@ -83,6 +89,8 @@ function mysqlLogTable(
     family: 'mysql',
     standard: true,
     eventTimeColumn,
+    // CSV (or MyISAM) tables without indexes.
+    fullScan: true,
     async source({ session }) {
       const tables: string[] = [name];
       if (await session.relationExists('mysql', `${name}_backup`)) tables.push(`${name}_backup`);
@@ -137,14 +145,23 @@ export function standardTables(family: EngineFamily): TableDefinition[] {
 export const CUSTOM_EXPORT_NAME = /^[a-z][a-z0-9_]*$/;
 export const COLUMN_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 
-/** A custom export: the configured SELECT as a subquery, restricted to the window on its watermark column. */
-export function customExport(name: string, query: string, watermarkColumn: string): TableDefinition {
+/**
+ * A custom export: the configured SELECT as a subquery, restricted to the
+ * window on its watermark column; `fullScan` when that column has no index.
+ */
+export function customExport(
+  name: string,
+  query: string,
+  watermarkColumn: string,
+  fullScan = false,
+): TableDefinition {
   const inner = query.trim().replace(/;+\s*$/, '');
   return {
     name,
     standard: false,
     eventTimeColumn: watermarkColumn,
     orderBy: [watermarkColumn],
+    fullScan,
     sqlTextColumns: [],
     lagSeconds: async () => ONE_MINUTE,
     async source({ session }) {

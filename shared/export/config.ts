@@ -20,6 +20,7 @@ const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const customSchema = z.object({
   query: z.string().min(1, 'must be a SELECT'),
   'watermark-column': z.string().regex(COLUMN_NAME, 'must be a plain column name'),
+  'full-scan': z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
 });
 
 const clusterSchema = z
@@ -142,7 +143,7 @@ export function resolveConfig(raw: RawExportConfig): ExportConfig {
         ? standardTables(family)
         : listed.filter((t) => t !== 'none').map((t) => catalogTable(family, t) as TableDefinition);
     const custom = Object.entries(c.custom ?? {}).map(([exportName, e]) =>
-      customExport(exportName, e.query, e['watermark-column']),
+      customExport(exportName, e.query, e['watermark-column'], e['full-scan'] === 'true'),
     );
     const credentials: Credentials = c['secret-id']
       ? { secretId: c['secret-id'] }

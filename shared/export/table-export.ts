@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../log';
-import type { TableDefinition } from './catalog';
+import { batchWindows, WindowedRows } from './batches';
+import type { MicroWindow, TableDefinition } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
-import { encodeJsonLines, peek } from './encode';
+import { encodeJsonLines, peek, type RowCounter } from './encode';
 import { createParallelGzip } from './gzip';
 import { planBackfill, planWindows, type Window } from './planner';
 import type { DatabaseSession } from './session';
@@ -126,40 +127,22 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       return summary;
     }
     const windowQuery = source;
-    const ordered = (w: Window) =>
-      `${windowQuery(micro(w))} ORDER BY ${table.orderBy.map((c) => session.dialect.quote(c)).join(', ')}`;
+    const ordered = (w: MicroWindow) =>
+      `${windowQuery(w)} ORDER BY ${table.orderBy.map((c) => session.dialect.quote(c)).join(', ')}`;
+    const replace = mode.kind === 'backfill' && mode.replace;
 
-    for (const [index, window] of windows.entries()) {
-      if (ctx.remainingMs() < ctx.safetyMarginMs) {
-        summary.windowsLeft = windows.length - index;
-        logger.warn('Stopping before the deadline; the next run resumes from the watermark', {
-          windowsLeft: summary.windowsLeft,
-        });
-        break;
-      }
-      const windowLogger = logger.createChild({ persistentKeys: { window: `${window.lo}/${window.hi}` } });
-      if (dryRun) {
-        const count = Number(
-          await session.scalar(`SELECT COUNT(*) FROM (${windowQuery(micro(window))}) AS w`),
-        );
-        summary.rowsPerWindow = { ...summary.rowsPerWindow, [window.lo]: count };
-        summary.rows += count;
-        summary.windows += 1;
-        continue;
-      }
-      const key = objectKey(cluster.name, table.name, window);
-      const replace = mode.kind === 'backfill' && mode.replace;
-      const result = await writeWindow(ctx, key, ordered(window), replace);
+    /** Logs a finished window and commits it: only once its object is durable may the watermark pass it. */
+    const commit = async (window: Window, key: string, result: WindowResult) => {
       summary.rows += result.rows;
       if (result.outcome === 'written') summary.objectsWritten += 1;
       if (result.outcome === 'exists') summary.objectsSkipped += 1;
-      windowLogger.info('Window exported', {
+      logger.info('Window exported', {
+        window: `${window.lo}/${window.hi}`,
         outcome: result.outcome,
         rows: result.rows,
         key: ctx.sink.describe(key),
       });
       if (result.outcome !== 'empty') await ctx.afterObjectWritten?.(key);
-      // The object is durable (or was already): only now may the watermark pass the window.
       lease = lease as Lease;
       if (mode.kind === 'incremental') {
         lease = await store.advance(lease, window.hi, result.rows, leaseUntil());
@@ -168,6 +151,60 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
         lease = await store.renew(lease, leaseUntil());
       }
       summary.windows += 1;
+    };
+    /** Whether the window at `index` may start; if not, says how many are left. */
+    const inTime = (index: number) => {
+      if (ctx.remainingMs() >= ctx.safetyMarginMs) return true;
+      summary.windowsLeft = windows.length - index;
+      logger.warn('Stopping before the deadline; the next run resumes from the watermark', {
+        windowsLeft: summary.windowsLeft,
+      });
+      return false;
+    };
+
+    let index = 0;
+    batches: for (const batch of batchWindows(windows, table.fullScan === true && !dryRun)) {
+      // A batch of several windows shares one ordered query, its rows split at the window bounds.
+      const shared =
+        batch.length > 1
+          ? new WindowedRows(
+              session.stream(
+                ordered({ lo: toMicros(batch[0]?.lo as string), hi: toMicros(batch.at(-1)?.hi as string) }),
+              ),
+              table.eventTimeColumn,
+            )
+          : undefined;
+      try {
+        for (const window of batch) {
+          if (!inTime(index)) break batches;
+          index += 1;
+          const { lo, hi } = micro(window);
+          if (dryRun) {
+            const count = Number(
+              await session.scalar(`SELECT COUNT(*) FROM (${windowQuery({ lo, hi })}) AS w`),
+            );
+            summary.rowsPerWindow = { ...summary.rowsPerWindow, [window.lo]: count };
+            summary.rows += count;
+            summary.windows += 1;
+            continue;
+          }
+          const key = objectKey(cluster.name, table.name, window);
+          const result = shared
+            ? await writeWindow(
+                ctx,
+                key,
+                replace,
+                async (counter) => encodeJsonLines(shared.within(lo, hi), redactColumns(ctx), counter),
+                () => shared.skip(lo, hi),
+              )
+            : await writeWindow(ctx, key, replace, (counter) =>
+                windowLines(ctx, ordered({ lo, hi }), counter),
+              );
+          await commit(window, key, result);
+        }
+      } finally {
+        await shared?.close();
+      }
     }
   } catch (error) {
     // Reported, not thrown: the cluster's other tables go on. Committed windows stay committed.
@@ -185,21 +222,38 @@ interface WindowResult {
   rows: number;
 }
 
-/** Streams one window's rows as gzip JSON lines into the sink; nothing is written for an empty window. */
+const redactColumns = (ctx: TableExportContext) => (ctx.cluster.redact ? ctx.table.sqlTextColumns : []);
+
+/** A window's JSON lines from a query of its own: the session's fast path where it has one, else encoded rows. */
+async function windowLines(
+  ctx: TableExportContext,
+  sql: string,
+  counter: RowCounter,
+): Promise<AsyncIterable<Uint8Array | string>> {
+  const redact = redactColumns(ctx);
+  // The fast path writes the same bytes without row objects.
+  const fast = await ctx.session.jsonLines?.(sql, counter, redact);
+  return fast ?? encodeJsonLines(ctx.session.stream(sql), redact, counter);
+}
+
+/**
+ * Streams one window's JSON lines (from `open`) through gzip into the sink;
+ * nothing is written for an empty window. When the object exists already,
+ * `skip` passes over the window's rows instead.
+ */
 async function writeWindow(
   ctx: TableExportContext,
   key: string,
-  sql: string,
   replace: boolean,
+  open: (counter: RowCounter) => Promise<AsyncIterable<Uint8Array | string>>,
+  skip?: () => Promise<void>,
 ): Promise<WindowResult> {
-  if (!replace && (await ctx.sink.exists(key))) return { outcome: 'exists', rows: 0 };
+  if (!replace && (await ctx.sink.exists(key))) {
+    await skip?.();
+    return { outcome: 'exists', rows: 0 };
+  }
   const counter = { rows: 0 };
-  const redact = ctx.cluster.redact ? ctx.table.sqlTextColumns : [];
-  // The session's fast path writes the same bytes without row objects, where it can.
-  const databaseLines = await ctx.session.jsonLines?.(sql, counter, redact);
-  const lines = databaseLines
-    ? await peek(databaseLines)
-    : await peek(ctx.session.stream(sql)).then((rows) => rows && encodeJsonLines(rows, redact, counter));
+  const lines = await peek(await open(counter));
   if (!lines) return { outcome: 'empty', rows: 0 };
   // Blocks are deflated on the thread pool while the next rows are read and encoded.
   const gzip = createParallelGzip();

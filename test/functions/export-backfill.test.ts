@@ -160,6 +160,10 @@ describe('export handler: bad input', () => {
       { 'clusters/c1/custom/events/watermark-column': 'at; DROP TABLE x' },
       /watermark-column: must be a plain column/,
     ],
+    [
+      { 'clusters/c1/custom/events/full-scan': 'yes' },
+      /clusters\/c1\/custom\/events\/full-scan: must be true or false/,
+    ],
     [{ 'global/window-minutes': '7' }, /global\/window-minutes: must divide 1440/],
     [{ 'global/enabled-clusters': ['c1', 'c9'] }, /names cluster "c9"/],
   ])('rejects configuration %j naming the parameter, writing nothing', async (extra, message) => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
+import type { ExportRuntime } from '../../shared/export/runtime';
+import { SESSION_OPENERS } from '../../shared/export/runtime';
+import type { DatabaseSession } from '../../shared/export/session';
 import { floorToGrid, formatTimestamp, hours, minutes, toMicros } from '../../shared/export/time';
 import {
   compact,
@@ -48,6 +51,7 @@ async function setUp(options: {
   windowMinutes: number;
   lookbackHours: number;
   rows: Array<{ id: number; at: number }>;
+  fullScan: boolean;
 }) {
   const path = `/${uniqueName('export')}`;
   const [watermarkTable, bucket, events] = await Promise.all([
@@ -65,6 +69,7 @@ async function setUp(options: {
     'clusters/c1/tables': 'none',
     'clusters/c1/custom/events/query': events.query,
     'clusters/c1/custom/events/watermark-column': 'at',
+    'clusters/c1/custom/events/full-scan': String(options.fullScan),
   });
   return { path, watermarkTable, bucket };
 }
@@ -94,121 +99,174 @@ function assertExact(
   for (const row of expected) expect(seen.get(row.id)).toBe(formatTimestamp(row.at));
 }
 
-describe('export handler: custom export on MariaDB to S3', () => {
-  it('exports every row exactly once, in the object of its window and day, and a second run writes nothing', async () => {
-    const now = await mysqlNow();
-    const { rows, start, end } = eventsAcrossMidnight(now, 20_000, 30);
-    const { path, watermarkTable, bucket } = await setUp({ windowMinutes: 30, lookbackHours: 30, rows });
-    const handler = makeHandler(testRuntime({ path, watermarkTable }));
-
-    const first = await handler({ 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} });
-
-    const table = first.clusters[0]?.tables[0];
-    expect(table?.error).toBeUndefined();
-    expect(table?.rows).toBe(rows.length);
-    const objects = await readS3Objects(bucket, 'logs/');
-    assertExact(objects, rows);
-    const days = new Set([...objects.keys()].map((k) => parseKey(k).dt));
-    expect(days.size).toBeGreaterThanOrEqual(2);
-    // One object per window of the range, and one for the row a microsecond before it.
-    expect(objects.size).toBe((end - start) / minutes(30) + 1);
-    expect(table?.objectsWritten).toBe(objects.size);
-    const mark = await readWatermark(watermarkTable, 'c1', 'events');
-    expect(mark?.watermark).toBe(table?.watermark);
-    expect(mark?.rowsExported).toBe(rows.length);
-    expect(mark?.leaseOwner).toBeUndefined();
-    expect(toMicros(mark?.watermark ?? '')).toBeGreaterThan(end);
-
-    const second = await handler({ cluster: 'c1' });
-
-    expect(second.clusters[0]?.tables[0]).toMatchObject({ objectsWritten: 0, rows: 0 });
-    expect((await readS3Objects(bucket, 'logs/')).size).toBe(objects.size);
-  });
-
-  it('after a crash between the object write and the watermark update, a rerun neither duplicates nor skips', async () => {
-    const now = await mysqlNow();
-    const start = floorToGrid(now - hours(3), 15);
-    const rows = Array.from({ length: 600 }, (_, i) => ({ id: i + 1, at: start + i * 10_000_000 }));
-    const { path, watermarkTable, bucket } = await setUp({ windowMinutes: 15, lookbackHours: 3, rows });
-    let written = 0;
-    const crashing = makeHandler(
-      testRuntime({
-        path,
-        watermarkTable,
-        afterObjectWritten: async () => {
-          written += 1;
-          if (written === 3) throw new Error('injected crash after the third object');
+/** The real session openers, counting the queries that read the custom export's table. */
+function countingOpeners(table: string) {
+  const queries = { count: 0 };
+  const count = (sql: string) => {
+    if (sql.includes(table)) queries.count += 1;
+  };
+  const openers: ExportRuntime['openers'] = {
+    ...SESSION_OPENERS,
+    mysql: async (...args) => {
+      const session = await SESSION_OPENERS.mysql(...args);
+      return Object.assign(Object.create(session) as DatabaseSession, {
+        stream: (sql: string) => {
+          count(sql);
+          return session.stream(sql);
         },
-      }),
-    );
-
-    const crashed = await crashing({ cluster: 'c1' });
-
-    expect(crashed.clusters[0]?.tables[0]?.error).toMatch(/injected crash/);
-    const afterCrash = await readWatermark(watermarkTable, 'c1', 'events');
-    const third = [...(await readS3Objects(bucket, 'logs/')).keys()].sort()[2] as string;
-    // The third object is durable but its window is not committed.
-    expect(compact(afterCrash?.watermark ?? '')).toBe(parseKey(third).lo);
-    expect(afterCrash?.leaseOwner).toBeUndefined();
-
-    const rerun = await makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'c1' });
-
-    expect(rerun.clusters[0]?.tables[0]).toMatchObject({ objectsSkipped: 1 });
-    assertExact(await readS3Objects(bucket, 'logs/'), rows);
-  });
-
-  it('two concurrent runs on the same table export the union exactly once', async () => {
-    const now = await mysqlNow();
-    const start = floorToGrid(now - hours(2), 5);
-    const rows = Array.from({ length: 3000 }, (_, i) => ({ id: i + 1, at: start + i * 2_000_000 + 3 }));
-    const { path, watermarkTable, bucket } = await setUp({ windowMinutes: 5, lookbackHours: 2, rows });
-
-    // Each committed window takes a little while, so that the lease holder is still at work when the
-    // other run arrives, however the two are scheduled on a loaded machine.
-    const slowly = { afterObjectWritten: () => new Promise<void>((r) => setTimeout(r, 100)) };
-    const runs = await Promise.all([
-      makeHandler(testRuntime({ path, watermarkTable, ...slowly }))({ cluster: 'c1' }),
-      makeHandler(testRuntime({ path, watermarkTable, ...slowly }))({ cluster: 'c1' }),
-    ]);
-
-    const tables = runs.map((r) => r.clusters[0]?.tables[0]);
-    // The lease lets one run in; the other stops cleanly and says why.
-    expect(tables.filter((t) => t?.error === undefined)).toHaveLength(1);
-    // Usually the second run is refused the lease; moto (threaded, no lock around conditional writes)
-    // can let both take it, and then the loser's first conditional advance stops it. Both are clean stops.
-    expect(tables.find((t) => t?.error)?.error).toMatch(/holds the lease|Lost the lease/);
-    assertExact(await readS3Objects(bucket, 'logs/'), rows);
-  });
-
-  it('starts no window below the safety margin, keeps finished windows committed, and the next run resumes', async () => {
-    const now = await mysqlNow();
-    const start = floorToGrid(now - hours(2), 10);
-    // 90 minutes of rows: all of them in windows that closed well before now, whatever the time of day.
-    const rows = Array.from({ length: 180 }, (_, i) => ({ id: i + 1, at: start + i * 30_000_000 }));
-    const { path, watermarkTable, bucket } = await setUp({ windowMinutes: 10, lookbackHours: 2, rows });
-    let remaining = 120_000;
-    const handler = makeHandler(
-      testRuntime({
-        path,
-        watermarkTable,
-        safetyMarginMs: 60_000,
-        afterObjectWritten: async () => {
-          remaining -= 30_000;
+        jsonLines: (sql: string, counter: { rows: number }, redact: readonly string[]) => {
+          count(sql);
+          return session.jsonLines?.(sql, counter, redact) ?? Promise.resolve(undefined);
         },
-      }),
-    );
+      });
+    },
+  };
+  return { openers, queries };
+}
 
-    const first = await handler({ cluster: 'c1' }, { getRemainingTimeInMillis: () => remaining });
+// Every test runs twice: one query per window, and (full-scan) one query per hour of windows.
+describe.each([{ fullScan: false }, { fullScan: true }])(
+  'export handler: custom export on MariaDB to S3 (full-scan $fullScan)',
+  ({ fullScan }) => {
+    it('exports every row exactly once, in the object of its window and day, and a second run writes nothing', async () => {
+      const now = await mysqlNow();
+      const { rows, start, end } = eventsAcrossMidnight(now, 20_000, 30);
+      const { path, watermarkTable, bucket } = await setUp({
+        windowMinutes: 30,
+        lookbackHours: 30,
+        rows,
+        fullScan,
+      });
+      const { openers, queries } = countingOpeners('.events');
+      const handler = makeHandler(testRuntime({ path, watermarkTable, openers }));
 
-    const table = first.clusters[0]?.tables[0];
-    expect(table?.error).toBeUndefined();
-    expect(table?.windows).toBe(3);
-    expect(table?.windowsLeft).toBeGreaterThan(0);
-    expect((await readWatermark(watermarkTable, 'c1', 'events'))?.watermark).toBe(table?.watermark);
+      const first = await handler({ 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} });
 
-    remaining = 600_000;
-    await handler({ cluster: 'c1' }, { getRemainingTimeInMillis: () => remaining });
+      const table = first.clusters[0]?.tables[0];
+      expect(table?.error).toBeUndefined();
+      expect(table?.rows).toBe(rows.length);
+      // One query per window, or one per hour (two 30-minute windows) when the source is read whole.
+      expect(queries.count).toBe(fullScan ? Math.ceil((table?.windows ?? 0) / 2) : table?.windows);
+      expect(table?.windows).toBeGreaterThan(50);
+      const objects = await readS3Objects(bucket, 'logs/');
+      assertExact(objects, rows);
+      const days = new Set([...objects.keys()].map((k) => parseKey(k).dt));
+      expect(days.size).toBeGreaterThanOrEqual(2);
+      // One object per window of the range, and one for the row a microsecond before it.
+      expect(objects.size).toBe((end - start) / minutes(30) + 1);
+      expect(table?.objectsWritten).toBe(objects.size);
+      const mark = await readWatermark(watermarkTable, 'c1', 'events');
+      expect(mark?.watermark).toBe(table?.watermark);
+      expect(mark?.rowsExported).toBe(rows.length);
+      expect(mark?.leaseOwner).toBeUndefined();
+      expect(toMicros(mark?.watermark ?? '')).toBeGreaterThan(end);
 
-    assertExact(await readS3Objects(bucket, 'logs/'), rows);
-  });
-});
+      const second = await handler({ cluster: 'c1' });
+
+      expect(second.clusters[0]?.tables[0]).toMatchObject({ objectsWritten: 0, rows: 0 });
+      expect((await readS3Objects(bucket, 'logs/')).size).toBe(objects.size);
+    });
+
+    it('after a crash between the object write and the watermark update, a rerun neither duplicates nor skips', async () => {
+      const now = await mysqlNow();
+      const start = floorToGrid(now - hours(3), 15);
+      const rows = Array.from({ length: 600 }, (_, i) => ({ id: i + 1, at: start + i * 10_000_000 }));
+      const { path, watermarkTable, bucket } = await setUp({
+        windowMinutes: 15,
+        lookbackHours: 3,
+        rows,
+        fullScan,
+      });
+      let written = 0;
+      const crashing = makeHandler(
+        testRuntime({
+          path,
+          watermarkTable,
+          afterObjectWritten: async () => {
+            written += 1;
+            if (written === 3) throw new Error('injected crash after the third object');
+          },
+        }),
+      );
+
+      const crashed = await crashing({ cluster: 'c1' });
+
+      expect(crashed.clusters[0]?.tables[0]?.error).toMatch(/injected crash/);
+      const afterCrash = await readWatermark(watermarkTable, 'c1', 'events');
+      const third = [...(await readS3Objects(bucket, 'logs/')).keys()].sort()[2] as string;
+      // The third object is durable but its window is not committed.
+      expect(compact(afterCrash?.watermark ?? '')).toBe(parseKey(third).lo);
+      expect(afterCrash?.leaseOwner).toBeUndefined();
+
+      const rerun = await makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'c1' });
+
+      expect(rerun.clusters[0]?.tables[0]).toMatchObject({ objectsSkipped: 1 });
+      assertExact(await readS3Objects(bucket, 'logs/'), rows);
+    });
+
+    it('two concurrent runs on the same table export the union exactly once', async () => {
+      const now = await mysqlNow();
+      const start = floorToGrid(now - hours(2), 5);
+      const rows = Array.from({ length: 3000 }, (_, i) => ({ id: i + 1, at: start + i * 2_000_000 + 3 }));
+      const { path, watermarkTable, bucket } = await setUp({
+        windowMinutes: 5,
+        lookbackHours: 2,
+        rows,
+        fullScan,
+      });
+
+      // Each committed window takes a little while, so that the lease holder is still at work when the
+      // other run arrives, however the two are scheduled on a loaded machine.
+      const slowly = { afterObjectWritten: () => new Promise<void>((r) => setTimeout(r, 100)) };
+      const runs = await Promise.all([
+        makeHandler(testRuntime({ path, watermarkTable, ...slowly }))({ cluster: 'c1' }),
+        makeHandler(testRuntime({ path, watermarkTable, ...slowly }))({ cluster: 'c1' }),
+      ]);
+
+      const tables = runs.map((r) => r.clusters[0]?.tables[0]);
+      // The lease lets one run in; the other stops cleanly and says why.
+      expect(tables.filter((t) => t?.error === undefined)).toHaveLength(1);
+      // Usually the second run is refused the lease; moto (threaded, no lock around conditional writes)
+      // can let both take it, and then the loser's first conditional advance stops it. Both are clean stops.
+      expect(tables.find((t) => t?.error)?.error).toMatch(/holds the lease|Lost the lease/);
+      assertExact(await readS3Objects(bucket, 'logs/'), rows);
+    });
+
+    it('starts no window below the safety margin, keeps finished windows committed, and the next run resumes', async () => {
+      const now = await mysqlNow();
+      const start = floorToGrid(now - hours(2), 10);
+      // 90 minutes of rows: all of them in windows that closed well before now, whatever the time of day.
+      const rows = Array.from({ length: 180 }, (_, i) => ({ id: i + 1, at: start + i * 30_000_000 }));
+      const { path, watermarkTable, bucket } = await setUp({
+        windowMinutes: 10,
+        lookbackHours: 2,
+        rows,
+        fullScan,
+      });
+      let remaining = 120_000;
+      const handler = makeHandler(
+        testRuntime({
+          path,
+          watermarkTable,
+          safetyMarginMs: 60_000,
+          afterObjectWritten: async () => {
+            remaining -= 30_000;
+          },
+        }),
+      );
+
+      const first = await handler({ cluster: 'c1' }, { getRemainingTimeInMillis: () => remaining });
+
+      const table = first.clusters[0]?.tables[0];
+      expect(table?.error).toBeUndefined();
+      expect(table?.windows).toBe(3);
+      expect(table?.windowsLeft).toBeGreaterThan(0);
+      expect((await readWatermark(watermarkTable, 'c1', 'events'))?.watermark).toBe(table?.watermark);
+
+      remaining = 600_000;
+      await handler({ cluster: 'c1' }, { getRemainingTimeInMillis: () => remaining });
+
+      assertExact(await readS3Objects(bucket, 'logs/'), rows);
+    });
+  },
+);

@@ -59,6 +59,8 @@ export interface TestRuntimeOptions {
   invoker?: ClusterInvoker;
   afterObjectWritten?: (key: string) => Promise<void>;
   safetyMarginMs?: number;
+  /** Session openers in place of the real ones (to watch the queries a run sends, say). */
+  openers?: ExportRuntime['openers'];
 }
 
 /** The real runtime (SSM, DynamoDB, S3, Secrets Manager on moto; real databases) with a fresh config read per run. */
@@ -74,7 +76,7 @@ export function testRuntime(options: TestRuntimeOptions): ExportRuntime {
       (async () => {
         throw new Error('this test does not fan out');
       }),
-    openers: SESSION_OPENERS,
+    openers: options.openers ?? SESSION_OPENERS,
     logger: createLogger('log-export-test'),
     safetyMarginMs: options.safetyMarginMs ?? 0,
     concurrency: 4,
