@@ -1,17 +1,24 @@
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { constants, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
+import { Worker } from 'node:worker_threads';
 
 /**
  * Gzip on several threads, in the way of pigz: the input is cut into blocks,
- * each block is deflated on libuv's thread pool with the 32 KiB before it as
- * its dictionary and ends in a sync flush, and the blocks are written in order
- * between one gzip header and one trailer (CRC-32 and length of the whole
- * input). The result is one ordinary gzip member, as large as a single-threaded
- * deflate would make it within a fraction of a percent; any gunzip reads it.
+ * each block is deflated on a worker thread with the 32 KiB before it as its
+ * dictionary and ends in a sync flush, and the blocks are written in order
+ * between one gzip header and one trailer (the CRC-32 of the whole input,
+ * combined from the blocks' own, and its length). The result is one ordinary
+ * gzip member, as large as a single-threaded deflate would make it within a
+ * fraction of a percent; any gunzip reads it.
+ *
  * One thread compresses JSON lines more slowly than the exporter makes them:
- * this is what lets the export keep up with the database. Input is copied into
- * a few reused block buffers, so that a window of any size allocates no more.
+ * this is what lets the export keep up with the database. The workers run at
+ * a lower scheduling priority (Linux), so that on a busy machine the thread
+ * that reads the database socket and encodes rows, the export's critical path,
+ * is not the one kept waiting for a CPU; their work queues up instead, bounded
+ * by the blocks in flight. Block buffers travel to the workers and back
+ * (transferred, not copied) and are reused, so a window of any size allocates
+ * no more.
  */
 
 /** Input per deflate call: large enough that each call's set-up cost vanishes. */
@@ -20,18 +27,151 @@ const BLOCK_BYTES = 1024 * 1024;
 const DICTIONARY_BYTES = 32 * 1024;
 /** RFC 1952 header: deflate, no flags, no modification time, no extra flags, OS Unix. */
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03]);
+/** Nice value of the deflate workers (Linux, where it is per thread; raising it needs no privilege). */
+const WORKER_NICE = 10;
 
 export interface ParallelGzipOptions {
   level?: number;
-  /** Blocks deflated at once; by default the number of CPUs, at most 4 (libuv's default pool size). */
+  /** Blocks in flight at once; by default two per deflate worker. */
   parallelism?: number;
   blockBytes?: number;
 }
 
-function deflateBlock(block: Buffer, options: ZlibOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    deflateRaw(block, options, (error, result) => (error ? reject(error) : resolve(result))),
-  );
+/** What a worker is asked: deflate `length` bytes of `block` (transferred), with the dictionary given. */
+interface DeflateJob {
+  id: number;
+  block: ArrayBuffer;
+  length: number;
+  dictionary: ArrayBuffer | undefined;
+  level: number;
+  final: boolean;
+}
+
+/** What it answers: the block back, its deflate output and its CRC-32 (or an error). */
+interface DeflateReply {
+  id: number;
+  block: ArrayBuffer;
+  out?: Uint8Array;
+  crc?: number;
+  error?: string;
+}
+
+/** The worker's program: CommonJS, evaluated as it is (nothing to bundle). */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { constants, crc32, deflateRawSync } = require('node:zlib');
+if (process.platform === 'linux') {
+  try { require('node:os').setPriority(${WORKER_NICE}); } catch {}
+}
+parentPort.on('message', ({ id, block, length, dictionary, level, final }) => {
+  const input = Buffer.from(block, 0, length);
+  let reply;
+  try {
+    const out = deflateRawSync(input, {
+      level,
+      chunkSize: 64 * 1024,
+      ...(dictionary ? { dictionary: Buffer.from(dictionary) } : {}),
+      finishFlush: final ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
+    });
+    const exact = new Uint8Array(out);
+    reply = { id, block, out: exact, crc: length > 0 ? crc32(input) : 0 };
+    parentPort.postMessage(reply, [block, exact.buffer]);
+  } catch (error) {
+    parentPort.postMessage({ id, block, error: String(error && error.message) }, [block]);
+  }
+});
+`;
+
+interface Deflated {
+  block: Buffer;
+  out: Buffer;
+  crc: number;
+  length: number;
+}
+
+/** The deflate workers of this process: started on first use, kept (unreferenced while idle) for the next windows. */
+class DeflateWorkers {
+  private readonly workers: Array<{ worker: Worker; jobs: number }> = [];
+  private readonly pending = new Map<
+    number,
+    { resolve: (reply: DeflateReply) => void; reject: (error: Error) => void; slot: { jobs: number } }
+  >();
+  private ids = 0;
+
+  constructor(private readonly size: number) {}
+
+  deflate(job: Omit<DeflateJob, 'id'>): Promise<DeflateReply> {
+    const slot = this.leastBusy();
+    const id = this.ids++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, slot });
+      slot.jobs += 1;
+      slot.worker.ref();
+      const transfer = job.dictionary ? [job.block, job.dictionary] : [job.block];
+      slot.worker.postMessage({ ...job, id } satisfies DeflateJob, transfer);
+    });
+  }
+
+  private leastBusy(): { worker: Worker; jobs: number } {
+    if (this.workers.length < this.size) return this.start();
+    return this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
+  }
+
+  private start(): { worker: Worker; jobs: number } {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const slot = { worker, jobs: 0 };
+    worker.unref();
+    worker.on('message', (reply: DeflateReply) => {
+      const waiting = this.pending.get(reply.id);
+      if (!waiting) return;
+      this.pending.delete(reply.id);
+      slot.jobs -= 1;
+      if (slot.jobs === 0) worker.unref();
+      waiting.resolve(reply);
+    });
+    const fail = (error: Error) => {
+      const index = this.workers.indexOf(slot);
+      if (index >= 0) this.workers.splice(index, 1);
+      for (const [id, waiting] of this.pending) {
+        if (waiting.slot !== slot) continue;
+        this.pending.delete(id);
+        waiting.reject(error);
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`A deflate worker stopped (exit code ${code})`)));
+    this.workers.push(slot);
+    return slot;
+  }
+}
+
+const POOL_SIZE = Math.max(1, Math.min(4, availableParallelism()));
+let pool: DeflateWorkers | undefined;
+
+/** Deflates the first `length` bytes of `block`, which goes to a worker (transferred) and comes back with the output. */
+async function deflateBlock(
+  block: Buffer,
+  length: number,
+  dictionary: ArrayBuffer | undefined,
+  level: number,
+  final: boolean,
+): Promise<Deflated> {
+  pool ??= new DeflateWorkers(POOL_SIZE);
+  const reply = await pool.deflate({
+    // Block buffers are allocated whole (allocUnsafeSlow): the ArrayBuffer is theirs alone to transfer.
+    block: block.buffer as ArrayBuffer,
+    length,
+    dictionary,
+    level,
+    final,
+  });
+  if (reply.error !== undefined || !reply.out) throw new Error(`deflate failed: ${reply.error}`);
+  return {
+    block: Buffer.from(reply.block),
+    out: Buffer.from(reply.out.buffer, reply.out.byteOffset, reply.out.byteLength),
+    crc: reply.crc ?? 0,
+    length,
+  };
 }
 
 export class ParallelGzip extends Transform {
@@ -41,21 +181,21 @@ export class ParallelGzip extends Transform {
   /** The block being filled, and how much of it is. */
   private block: Buffer | undefined;
   private used = 0;
-  /** Block buffers whose deflate has finished, for reuse: a window allocates a few, not one per block. */
+  /** Block buffers back from the workers, for reuse: a window allocates a few, not one per block. */
   private spare: Buffer[] = [];
-  /** The last DICTIONARY_BYTES of input so far: the next block's dictionary (zlib copies it at init). */
+  /** The last DICTIONARY_BYTES of input so far: the next block's dictionary. */
   private readonly history = Buffer.allocUnsafe(DICTIONARY_BYTES);
   private historyBytes = 0;
   private crc = 0;
   private length = 0;
   private headerSent = false;
   /** Deflates under way, oldest first: their output is pushed in this order. */
-  private inFlight: Promise<Buffer>[] = [];
+  private inFlight: Promise<Deflated>[] = [];
 
   constructor(options: ParallelGzipOptions = {}) {
     super();
     this.level = options.level ?? 6;
-    this.parallelism = options.parallelism ?? Math.max(1, Math.min(4, availableParallelism()));
+    this.parallelism = options.parallelism ?? 2 * POOL_SIZE;
     this.blockBytes = options.blockBytes ?? BLOCK_BYTES;
   }
 
@@ -78,7 +218,7 @@ export class ParallelGzip extends Transform {
   private async fill(input: Buffer): Promise<void> {
     let offset = 0;
     while (offset < input.length) {
-      this.block ??= this.spare.pop() ?? Buffer.allocUnsafe(this.blockBytes);
+      this.block ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(this.blockBytes);
       const copied = input.copy(this.block, this.used, offset);
       this.used += copied;
       offset += copied;
@@ -87,51 +227,98 @@ export class ParallelGzip extends Transform {
   }
 
   /**
-   * Hands the block to deflate on the thread pool (at the end, as the final
-   * block) and pushes finished blocks in order, waiting while too many run.
+   * Hands the block to a worker (at the end, as the final block) and pushes
+   * finished blocks in order, waiting while too many are in flight.
    */
   private async deflate(final: boolean): Promise<void> {
     if (!this.headerSent) {
       this.push(HEADER);
       this.headerSent = true;
     }
-    const buffer = this.block;
-    const block = buffer ? buffer.subarray(0, this.used) : Buffer.alloc(0);
+    const block = this.block ?? Buffer.allocUnsafeSlow(0);
+    const length = this.used;
     this.block = undefined;
     this.used = 0;
-    // (Node's crc32 answers 0 for some empty views, whatever the running value.)
-    if (block.length > 0) this.crc = crc32(block, this.crc);
-    this.length += block.length;
-    const deflated = deflateBlock(block, {
-      level: this.level,
-      ...(this.historyBytes > 0 ? { dictionary: this.history.subarray(0, this.historyBytes) } : {}),
-      finishFlush: final ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
-    }).finally(() => {
-      if (buffer) this.spare.push(buffer);
-    });
+    // A copy of the history before this block is its dictionary; then the block goes to a worker.
+    const dictionary =
+      this.historyBytes > 0
+        ? (new Uint8Array(this.history.subarray(0, this.historyBytes)).buffer as ArrayBuffer)
+        : undefined;
+    this.remember(block, length);
+    const deflated = deflateBlock(block, length, dictionary, this.level, final);
     // Awaited in order below; until then a failure must not count as unhandled.
     deflated.catch(() => {});
     this.inFlight.push(deflated);
-    this.remember(block);
     const keep = final ? 0 : this.parallelism - 1;
-    while (this.inFlight.length > keep) this.push(await (this.inFlight.shift() as Promise<Buffer>));
+    while (this.inFlight.length > keep) {
+      const done = await (this.inFlight.shift() as Promise<Deflated>);
+      this.crc = crc32Combine(this.crc, done.crc, done.length);
+      this.length += done.length;
+      if (done.block.length === this.blockBytes) this.spare.push(done.block);
+      this.push(done.out);
+    }
   }
 
   /** Keeps the last DICTIONARY_BYTES of the input in `history`. */
-  private remember(block: Buffer): void {
-    if (block.length >= DICTIONARY_BYTES) {
-      block.copy(this.history, 0, block.length - DICTIONARY_BYTES);
+  private remember(block: Buffer, length: number): void {
+    if (length >= DICTIONARY_BYTES) {
+      block.copy(this.history, 0, length - DICTIONARY_BYTES, length);
       this.historyBytes = DICTIONARY_BYTES;
       return;
     }
-    const keep = Math.min(this.historyBytes, DICTIONARY_BYTES - block.length);
+    const keep = Math.min(this.historyBytes, DICTIONARY_BYTES - length);
     this.history.copy(this.history, 0, this.historyBytes - keep, this.historyBytes);
-    block.copy(this.history, keep);
-    this.historyBytes = keep + block.length;
+    block.copy(this.history, keep, 0, length);
+    this.historyBytes = keep + length;
   }
 }
 
 /** A gzip stream: parallel blocks, one gzip member. */
 export function createParallelGzip(options?: ParallelGzipOptions): ParallelGzip {
   return new ParallelGzip(options);
+}
+
+/* CRC-32 combination (zlib's crc32_combine): the CRC of A followed by B from the CRCs of A and B and B's length. */
+
+const CRC_POLYNOMIAL = 0xedb88320;
+
+/** a * b modulo the CRC polynomial (bit-reflected, as CRC-32 keeps its register). */
+function multiplyModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  let factor = b;
+  for (;;) {
+    if (a & m) {
+      p ^= factor;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    factor = factor & 1 ? (factor >>> 1) ^ CRC_POLYNOMIAL : factor >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** x^(2^k) modulo P for k = 0..31. */
+const X2N = (() => {
+  const table = [0x40000000];
+  for (let k = 1; k < 32; k++) table.push(multiplyModP(table[k - 1] as number, table[k - 1] as number));
+  return table;
+})();
+
+/** x^(n * 2^k) modulo P. */
+function xPow2nModP(n: number, k: number): number {
+  let p = 0x80000000;
+  let rest = n;
+  let bit = k;
+  while (rest > 0) {
+    if (rest % 2 === 1) p = multiplyModP(X2N[bit & 31] as number, p);
+    rest = Math.floor(rest / 2);
+    bit += 1;
+  }
+  return p;
+}
+
+/** The CRC-32 of A then B, from crc(A), crc(B) and B's length in bytes. */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  return (multiplyModP(xPow2nModP(lengthB, 3), crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
 }

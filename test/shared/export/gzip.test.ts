@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crc32, gunzipSync, gzipSync, inflateRawSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
-import { createParallelGzip, type ParallelGzipOptions } from '../../../shared/export/gzip';
+import { describe, expect, it, vi } from 'vitest';
+import { crc32Combine, createParallelGzip, type ParallelGzipOptions } from '../../../shared/export/gzip';
 
 /** Gzips `chunks` through the parallel stream and returns the bytes. */
 async function compress(chunks: Array<Buffer | string>, options?: ParallelGzipOptions): Promise<Buffer> {
@@ -107,5 +108,49 @@ describe('ParallelGzip', () => {
       ),
     ).rejects.toThrow('rows stopped');
     expect(() => gunzipSync(Buffer.concat(out))).toThrow();
+  });
+
+  it('fails the pipeline when a block cannot be deflated', async () => {
+    await expect(compress([jsonLines(100)], { level: 42 })).rejects.toThrow(/deflate failed/);
+  });
+
+  it('reuses its block buffers: a long input allocates no more than the blocks in flight', async () => {
+    const data = jsonLines(20_000);
+    const allocate = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      const gz = await compress(pieces(data, [10_000]), { blockBytes: 16 * 1024, parallelism: 3 });
+
+      expect(gunzipSync(gz).equals(data)).toBe(true);
+      // Many blocks went through the workers and back, always in the same few buffers.
+      expect(data.length / (16 * 1024)).toBeGreaterThan(50);
+      const blocks = allocate.mock.calls.filter(([size]) => size === 16 * 1024);
+      expect(blocks.length).toBeGreaterThan(0);
+      expect(blocks.length).toBeLessThanOrEqual(4);
+    } finally {
+      allocate.mockRestore();
+    }
+  });
+
+  it('deflates on threads of lower priority than the one that reads and encodes rows', async () => {
+    await compress([jsonLines(2000)], { blockBytes: 16 * 1024 });
+
+    // Linux keeps a nice value per thread: field 19 of /proc/self/task/<tid>/stat.
+    const nice = (tid: string) =>
+      Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16]);
+    const threads = readdirSync('/proc/self/task');
+    expect(nice(String(process.pid))).toBe(0);
+    expect(threads.filter((tid) => nice(tid) === 10).length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('crc32Combine', () => {
+  it('gives the CRC-32 of two pieces joined, for any split, empty pieces included', () => {
+    const data = randomBytes(70_000);
+    for (const split of [0, 1, 7, 32_768, 65_537, 69_999, 70_000]) {
+      const a = data.subarray(0, split);
+      const b = data.subarray(split);
+      const combined = crc32Combine(a.length > 0 ? crc32(a) : 0, b.length > 0 ? crc32(b) : 0, b.length);
+      expect(combined).toBe(crc32(data) >>> 0);
+    }
   });
 });
