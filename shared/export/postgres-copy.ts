@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { redactSql } from './redact-sql';
 import { isoFromDatabase } from './time';
 
@@ -144,7 +143,11 @@ export class CsvJsonTranscoder {
 
   /** Transcodes the complete rows so far; returns output chunks that are ready. */
   write(chunk: Buffer): Buffer[] {
-    const text = chunk.toString('latin1');
+    return this.writeText(chunk.toString('latin1'));
+  }
+
+  /** `write` for bytes held as a latin1 string (one character per byte). */
+  writeText(text: string): Buffer[] {
     this.pending += text;
     this.pendingControl ||= CONTROL.test(text);
     if (this.pending.length < this.retryAt) return [];
@@ -173,7 +176,7 @@ export class CsvJsonTranscoder {
   /** The last output; throws when the input stopped inside a row. */
   end(): Buffer[] {
     this.retryAt = 0;
-    const ready = this.pending.length > 0 ? this.write(Buffer.alloc(0)) : [];
+    const ready = this.pending.length > 0 ? this.writeText('') : [];
     if (this.pending.length > 0) throw new Error('COPY output ended inside a row');
     return this.out.length > 0 ? [...ready, this.take()] : ready;
   }
@@ -263,41 +266,4 @@ function isEscaped(input: string, at: number): boolean {
   let run = 0;
   for (let i = at - 1; input.charCodeAt(i) === BACKSLASH; i--) run += 1;
   return run % 2 === 1;
-}
-
-/**
- * Reads a COPY stream and yields JSON lines in chunks, counting rows as they
- * are written. Stopping early reads the rest to the end and discards it, so
- * that the connection leaves COPY mode and stays usable.
- */
-export async function* transcodeCopy(
-  copy: Readable,
-  columns: readonly ColumnPlan[],
-  counter: { rows: number },
-): AsyncGenerator<Buffer> {
-  const transcoder = new CsvJsonTranscoder(columns);
-  const iterator = copy.iterator({ destroyOnReturn: false });
-  let finished = false;
-  try {
-    let counted = 0;
-    for await (const chunk of iterator as AsyncIterable<Buffer>) {
-      const ready = transcoder.write(chunk);
-      counter.rows += transcoder.rows - counted;
-      counted = transcoder.rows;
-      yield* ready;
-    }
-    const rest = transcoder.end();
-    counter.rows += transcoder.rows - counted;
-    finished = true;
-    yield* rest;
-  } finally {
-    if (!finished && !copy.destroyed && !copy.readableEnded) {
-      copy.resume();
-      await new Promise<void>((resolve) => {
-        copy.once('end', resolve);
-        copy.once('error', () => resolve());
-        copy.once('close', resolve);
-      });
-    }
-  }
 }

@@ -1,15 +1,16 @@
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import Cursor from 'pg-cursor';
 import { type ConnectionTarget, classify, connectPostgres } from '../db/connect';
 import type { Logger } from '../log';
+import { ChunkQueue } from './chunk-queue';
+import { CopyOutQuery } from './copy-out';
 import {
   type ColumnField,
   type ColumnPlan,
+  CsvJsonTranscoder,
   copyStatement,
   planColumns,
   type TypeParser,
-  transcodeCopy,
 } from './postgres-copy';
 import type { DatabaseSession, Row, SqlDialect } from './session';
 import { formatTimestamp, isoFromDatabase } from './time';
@@ -40,7 +41,7 @@ export const typeParser = (oid: number): TypeParser => types.getTypeParser(oid, 
 
 /**
  * A query object for pg's client (its submittable interface, as pg-cursor and
- * pg-copy-streams use it) that parses the statement and asks for its row
+ * CopyOutQuery use it) that parses the statement and asks for its row
  * description, without binding or executing it.
  */
 class StatementDescription implements pg.Submittable {
@@ -175,15 +176,64 @@ export class PostgresSession implements DatabaseSession {
     });
   }
 
+  /**
+   * Runs the COPY and yields its rows as JSON lines in chunks; the socket is
+   * paused while four chunks wait. Stopping early (or a row that does not
+   * transcode) lets the COPY run to its end with its rows dropped, so that the
+   * connection leaves copy-out mode and stays usable.
+   */
   private async *copyLines(
     copySql: string,
     columns: readonly ColumnPlan[],
     counter: { rows: number },
   ): AsyncIterable<Uint8Array> {
+    const transcoder = new CsvJsonTranscoder(columns);
+    const counted = counter.rows;
+    let dropping = false;
+    let settled = false;
+    const queue = new ChunkQueue(
+      () => query.pause(),
+      () => query.resume(),
+    );
+    const query = new CopyOutQuery(copySql, (rows) => {
+      if (dropping) return;
+      try {
+        for (const chunk of transcoder.writeText(rows)) queue.push(chunk);
+        counter.rows = counted + transcoder.rows;
+      } catch (error) {
+        dropping = true;
+        query.resume();
+        queue.fail(error);
+      }
+    });
+    query.finished.then(
+      () => {
+        settled = true;
+        if (dropping) return;
+        try {
+          for (const chunk of transcoder.end()) queue.push(chunk);
+          counter.rows = counted + transcoder.rows;
+          queue.end();
+        } catch (error) {
+          queue.fail(error);
+        }
+      },
+      (error) => {
+        settled = true;
+        queue.fail(error);
+      },
+    );
+    this.client.query(query);
     try {
-      yield* transcodeCopy(this.client.query(copyTo(copySql)), columns, counter);
+      yield* queue.drain();
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
+    } finally {
+      if (!settled) {
+        dropping = true;
+        query.resume();
+        await query.finished.catch(() => {});
+      }
     }
   }
 

@@ -306,4 +306,44 @@ describe('PostgresSession.jsonLines', () => {
     }).rejects.toThrow(/division by zero/);
     expect(await session.scalar('SELECT 42')).toBe(42);
   });
+
+  it('writes every row when the server sends notices in the middle of the COPY', async () => {
+    const admin = await pgAdmin(database);
+    try {
+      await admin.query(
+        "CREATE OR REPLACE FUNCTION noisy(n int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN IF n % 1000 = 0 THEN RAISE NOTICE 'row %', n; END IF; RETURN n; END $$",
+      );
+    } finally {
+      await admin.end();
+    }
+    const sql =
+      'SELECT g AS id, noisy(g) AS n, md5(g::text) AS t FROM generate_series(1, 20000) g ORDER BY g';
+
+    const copy = await copyPathBytes(sql);
+
+    expect(copy).toEqual(await cursorPathBytes(sql));
+    expect(copy?.rows).toBe(20_000);
+    expect(await session.scalar('SELECT 42')).toBe(42);
+  });
+
+  it('keeps every row in order through a slow reader (the socket is paused, not buffered whole)', async () => {
+    const lines = await session.jsonLines(
+      `SELECT g AS id, repeat('y', 300) AS t FROM generate_series(1, 60000) g ORDER BY g`,
+      { rows: 0 },
+      [],
+    );
+    let text = '';
+    let reads = 0;
+    for await (const chunk of lines ?? []) {
+      text += Buffer.from(chunk).toString('utf8');
+      if (++reads % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+
+    const ids = text
+      .trimEnd()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { id: number }).id);
+    expect(ids).toHaveLength(60_000);
+    expect(ids.every((id, index) => id === index + 1)).toBe(true);
+  });
 });
