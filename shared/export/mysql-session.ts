@@ -2,6 +2,7 @@ import type { Connection as CallbackConnection } from 'mysql2';
 import type { Connection } from 'mysql2/promise';
 import { type ConnectionTarget, classify, connectMysql } from '../db/connect';
 import type { Logger } from '../log';
+import { ChunkQueue } from './chunk-queue';
 import { CHUNK_CHARS, jsonLine } from './encode';
 import type { DatabaseSession, Row, SqlDialect } from './session';
 import { isoFromDatabase, sqlTimestamp } from './time';
@@ -10,8 +11,6 @@ import { isoFromDatabase, sqlTimestamp } from './time';
 const TIMESTAMP_TYPES = new Set([7, 12, 17, 18]);
 const BYTES_TYPES = new Set([249, 250, 251, 252, 253, 254]);
 const BINARY_CHARSET = 63;
-/** Encoded chunks that may wait for the consumer before the socket is paused. */
-const MAX_READY_CHUNKS = 4;
 
 interface ColumnDefinition {
   name: string;
@@ -136,68 +135,42 @@ export class MysqlSession implements DatabaseSession {
     redactColumns: readonly string[],
   ): AsyncIterable<Uint8Array> {
     const core = (this.connection as unknown as { connection: CallbackConnection }).connection;
-    const ready: Buffer[] = [];
+    const queue = new ChunkQueue(
+      () => core.pause(),
+      () => core.resume(),
+    );
     let lines = '';
-    let ended = false;
-    let failure: unknown;
-    let paused = false;
-    let wake: (() => void) | undefined;
-    const signal = () => {
-      wake?.();
-      wake = undefined;
-    };
+    let failed = false;
     let convert: ((row: Row) => void) | undefined;
     const query = core.query({ sql });
     query.on('fields', (fields: ColumnDefinition[]) => {
       convert = rowConverter(fields);
     });
     query.on('result', (row: Row) => {
-      if (failure) return;
+      if (failed) return;
       try {
         convert?.(row);
         lines += jsonLine(row, redactColumns);
       } catch (error) {
-        failure = error;
-        signal();
+        failed = true;
+        queue.fail(error);
         return;
       }
       counter.rows += 1;
       if (lines.length < CHUNK_CHARS) return;
-      ready.push(Buffer.from(lines, 'utf8'));
+      queue.push(Buffer.from(lines, 'utf8'));
       lines = '';
-      if (ready.length >= MAX_READY_CHUNKS && !paused) {
-        core.pause();
-        paused = true;
-      }
-      signal();
     });
     query.on('end', () => {
-      if (lines) ready.push(Buffer.from(lines, 'utf8'));
+      if (lines) queue.push(Buffer.from(lines, 'utf8'));
       lines = '';
-      ended = true;
-      signal();
+      queue.end();
     });
-    query.on('error', (error: unknown) => {
-      failure = error;
-      ended = true;
-      signal();
-    });
-    for (;;) {
-      if (failure) throw classify(failure, this.target, { purpose: this.purpose });
-      const chunk = ready.shift();
-      if (chunk) {
-        if (paused && ready.length < MAX_READY_CHUNKS / 2) {
-          paused = false;
-          core.resume();
-        }
-        yield chunk;
-      } else if (ended) {
-        return;
-      } else {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
+    query.on('error', (error: unknown) => queue.fail(error));
+    try {
+      yield* queue.drain();
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
     }
   }
 
