@@ -118,7 +118,10 @@ class DeflateWorkers {
   }
 
   private start(): { worker: Worker; jobs: number } {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+    });
     const slot = { worker, jobs: 0 };
     worker.unref();
     worker.on('message', (reply: DeflateReply) => {
