@@ -7,6 +7,7 @@ import type { ClusterConfig, ExportConfig } from './config';
 import type { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import type { ClusterInvoker } from './fan-out';
+import { prestartDeflateWorkers } from './gzip';
 import type { DatabaseSession } from './session';
 import type { Sink } from './sink';
 import { exportTable, type TableMode, type TableSummary } from './table-export';
@@ -132,6 +133,8 @@ async function exportCluster(
       logger,
     );
   let session: DatabaseSession | undefined;
+  // The deflate workers boot (once per process) while the session connects.
+  if (tables.length > 0) prestartDeflateWorkers();
   try {
     for (const table of tables) {
       try {
