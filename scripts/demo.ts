@@ -19,6 +19,7 @@ import {
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { stopDeflateWorkers } from '../shared/export/gzip';
 import { createWatermarkTable } from '../shared/export/watermark-store';
 import { type Stack, startStack, useStackEnvironment } from '../test/stack';
 
@@ -310,10 +311,12 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
-main().then(
-  () => say('\nDemo finished.'),
-  (error: unknown) => {
-    process.stderr.write(`\nDemo failed: ${(error as Error).message}\n`);
-    process.exitCode = 1;
-  },
-);
+main()
+  .then(
+    () => say('\nDemo finished.'),
+    (error: unknown) => {
+      process.stderr.write(`\nDemo failed: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  )
+  .finally(() => stopDeflateWorkers());

@@ -7,10 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { handler } from '../functions/export';
+import { stopDeflateWorkers } from '../shared/export/gzip';
 
 const file = process.argv[2];
 const event = JSON.parse(readFileSync(file ?? 0, 'utf8'));
 const summary = await handler(event);
+await stopDeflateWorkers();
 process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 const failed = summary.clusters.some((c) => c.error || c.tables.some((t) => t.error));
 process.exitCode = failed ? 1 : 0;

@@ -97,6 +97,11 @@ class DeflateWorkers {
     { resolve: (reply: DeflateReply) => void; reject: (error: Error) => void; slot: { jobs: number } }
   >();
   private ids = 0;
+  /**
+   * Keeps the process alive while jobs are under way (the workers themselves
+   * never do: a finished command-line run must be able to exit).
+   */
+  private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(private readonly size: number) {}
 
@@ -106,15 +111,34 @@ class DeflateWorkers {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, slot });
       slot.jobs += 1;
-      slot.worker.ref();
+      this.keepAlive ??= setInterval(() => {}, 2 ** 30);
       const transfer = job.dictionary ? [job.block, job.dictionary] : [job.block];
       slot.worker.postMessage({ ...job, id } satisfies DeflateJob, transfer);
+      // Posting may hold the worker's port referenced again.
+      slot.worker.unref();
     });
   }
 
   /** Starts every worker not running yet, so that the first blocks do not wait for them to boot. */
   prestart(): void {
     while (this.workers.length < this.size) this.start();
+  }
+
+  private settled(id: number): void {
+    const waiting = this.pending.get(id);
+    if (!waiting) return;
+    this.pending.delete(id);
+    waiting.slot.jobs -= 1;
+    if (this.pending.size === 0) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+  }
+
+  /** Stops every worker (jobs still under way fail). */
+  async stop(): Promise<void> {
+    const workers = this.workers.splice(0).map((slot) => slot.worker);
+    await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
   private leastBusy(): { worker: Worker; jobs: number } {
@@ -125,16 +149,17 @@ class DeflateWorkers {
   private start(): { worker: Worker; jobs: number } {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      // Node's builtins are all it needs: no loader flags of the parent (a TypeScript loader in local runs).
+      execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
     });
     const slot = { worker, jobs: 0 };
     worker.unref();
     worker.on('message', (reply: DeflateReply) => {
+      worker.unref();
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;
-      this.pending.delete(reply.id);
-      slot.jobs -= 1;
-      if (slot.jobs === 0) worker.unref();
+      this.settled(reply.id);
       waiting.resolve(reply);
     });
     const fail = (error: Error) => {
@@ -142,7 +167,7 @@ class DeflateWorkers {
       if (index >= 0) this.workers.splice(index, 1);
       for (const [id, waiting] of this.pending) {
         if (waiting.slot !== slot) continue;
-        this.pending.delete(id);
+        this.settled(id);
         waiting.reject(error);
       }
     };
@@ -160,6 +185,13 @@ let pool: DeflateWorkers | undefined;
 export function prestartDeflateWorkers(): void {
   pool ??= new DeflateWorkers(POOL_SIZE);
   pool.prestart();
+}
+
+/** Stops the deflate workers, for a command-line run that is done; the next gzip starts them again. */
+export async function stopDeflateWorkers(): Promise<void> {
+  const running = pool;
+  pool = undefined;
+  await running?.stop();
 }
 
 /** Deflates the first `length` bytes of `block`, which goes to a worker (transferred) and comes back with the output. */

@@ -141,6 +141,25 @@ describe('ParallelGzip', () => {
     expect(nice(String(process.pid))).toBe(0);
     expect(threads.filter((tid) => nice(tid) === 10).length).toBeGreaterThanOrEqual(1);
   });
+
+  it('lets a process that is done exit: idle deflate workers hold nothing open', () => {
+    // Several windows at once, as a run of several clusters does, then nothing left to do.
+    const script = [
+      "const { createParallelGzip } = require('./shared/export/gzip');",
+      "const { Readable, Writable } = require('node:stream');",
+      "const { pipeline } = require('node:stream/promises');",
+      'const one = (n) => pipeline(Readable.from(Array.from({ length: n }, () => Buffer.alloc(70000, 97))), createParallelGzip(), new Writable({ write: (c, e, cb) => cb() }));',
+      '(async () => { for (let i = 0; i < 20; i++) await Promise.all([one(1 + (i % 5)), one(i % 3), one(1)]); console.log("done"); })();',
+    ].join('\n');
+
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: new URL('../../..', import.meta.url),
+      timeout: 30_000,
+      encoding: 'utf8',
+    });
+
+    expect(output.trim()).toBe('done');
+  });
 });
 
 describe('crc32Combine', () => {
