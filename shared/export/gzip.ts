@@ -113,7 +113,13 @@ class DeflateWorkers {
       slot.jobs += 1;
       this.keepAlive ??= setInterval(() => {}, 2 ** 30);
       const transfer = job.dictionary ? [job.block, job.dictionary] : [job.block];
-      slot.worker.postMessage({ ...job, id } satisfies DeflateJob, transfer);
+      try {
+        slot.worker.postMessage({ ...job, id } satisfies DeflateJob, transfer);
+      } catch (error) {
+        this.settled(id);
+        reject(error as Error);
+        return;
+      }
       // Posting may hold the worker's port referenced again.
       slot.worker.unref();
     });
