@@ -20,13 +20,11 @@ export function batchWindows(windows: readonly Window[], fullScan: boolean): Win
   const batches: Window[][] = [];
   for (const window of windows) {
     const batch = batches.at(-1);
-    const first = batch?.[0];
     if (
       fullScan &&
       batch &&
-      first &&
       batch.at(-1)?.hi === window.lo &&
-      toMicros(window.hi) - toMicros(first.lo) <= BATCH_SPAN
+      toMicros(window.hi) - toMicros((batch[0] as Window).lo) <= BATCH_SPAN
     ) {
       batch.push(window);
     } else {

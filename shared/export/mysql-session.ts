@@ -140,19 +140,17 @@ export class MysqlSession implements DatabaseSession {
       () => core.resume(),
     );
     let lines = '';
-    let failed = false;
     let convert: ((row: Row) => void) | undefined;
     const query = core.query({ sql });
     query.on('fields', (fields: ColumnDefinition[]) => {
       convert = rowConverter(fields);
     });
     query.on('result', (row: Row) => {
-      if (failed) return;
+      if (queue.done) return;
       try {
         convert?.(row);
         lines += jsonLine(row, redactColumns);
       } catch (error) {
-        failed = true;
         queue.fail(error);
         return;
       }

@@ -169,7 +169,7 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
         batch.length > 1
           ? new WindowedRows(
               session.stream(
-                ordered({ lo: toMicros(batch[0]?.lo as string), hi: toMicros(batch.at(-1)?.hi as string) }),
+                ordered({ lo: micro(batch[0] as Window).lo, hi: micro(batch.at(-1) as Window).hi }),
               ),
               table.eventTimeColumn,
             )
@@ -255,7 +255,7 @@ async function writeWindow(
   const counter = { rows: 0 };
   const lines = await peek(await open(counter));
   if (!lines) return { outcome: 'empty', rows: 0 };
-  // Blocks are deflated on the thread pool while the next rows are read and encoded.
+  // Blocks are deflated on worker threads while the next rows are read and encoded.
   const gzip = createParallelGzip();
   const abort = new AbortController();
   const encoded = pipeline(Readable.from(lines, { highWaterMark: 1 }), gzip).catch((error) => {
