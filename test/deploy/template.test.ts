@@ -10,6 +10,7 @@ import {
   materialize,
   ofType,
   packageService,
+  policyAllows,
   type Resource,
   resourcePolicyStatements,
   type Statement,
@@ -146,7 +147,8 @@ describe('the packaged CloudFormation template', () => {
 
   it('scopes every identity statement to named resources, GetRandomPassword excepted', () => {
     for (const { policy, statement } of identityStatements(template)) {
-      expect(statement.Effect).toBe('Allow');
+      // Deny statements only fence off what an overlapping Allow might reach.
+      if (statement.Effect === 'Deny') expect(statement.Sid, policy).toMatch(/^Never/);
       const resources = asArray(statement.Resource);
       expect(resources.length, `${policy}/${statement.Sid}`).toBeGreaterThan(0);
       if (UNSCOPED_SIDS.has(statement.Sid ?? '')) {
@@ -199,6 +201,7 @@ describe('the packaged CloudFormation template', () => {
     ]);
     expect(bySid(statements, 'ReadDatabaseCredentials').Action).toBe('secretsmanager:GetSecretValue');
     expect(sub(bySid(statements, 'ReadDatabaseCredentials').Resource)).toMatch(/:secret:db\/\*$/);
+    expect(bySid(statements, 'NeverReadMasterSecrets').Effect).toBe('Deny');
     expect(bySid(statements, 'TrackWatermarks').Resource).toEqual(arnOf('WatermarkTable'));
     expect(sub(bySid(statements, 'WriteExportObjects').Resource)).toMatch(
       /^\$\{ExportBucket\.Arn\}\/logs\/\*$/,
@@ -212,6 +215,113 @@ describe('the packaged CloudFormation template', () => {
     );
     expect(props(template, 'ExportLambdaFunction').FunctionName).toBe(`${SERVICE}-${STAGE}-export`);
     expect(bySid(statements, 'RecordFailedInvocations').Resource).toEqual(arnOf('ExportDeadLetterQueue'));
+  });
+
+  describe('master secrets', () => {
+    const arn = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-AbCdEf`;
+    const APP = arn('db/orders-app');
+    const MASTER = arn('db-master/orders');
+    const RDS_MASTER = arn('rds!cluster-0c3e1a2b-77aa-4c1e-9f00-1234567890ab');
+    const WRITES = ['secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'];
+
+    it('by default: rotation rotates db/* and only reads db-master/*; the exporter reads db/* and no master', () => {
+      const rotate = (action: string, target: string) =>
+        policyAllows(template, 'RotateFunctionPolicy', action, target);
+      const exporter = (action: string, target: string) =>
+        policyAllows(template, 'ExportFunctionPolicy', action, target);
+
+      for (const action of ['secretsmanager:GetSecretValue', ...WRITES]) {
+        expect(rotate(action, APP), action).toBe(true);
+        for (const master of [MASTER, RDS_MASTER]) {
+          expect(exporter('secretsmanager:GetSecretValue', master), master).toBe(false);
+        }
+      }
+      expect(rotate('secretsmanager:GetSecretValue', MASTER)).toBe(true);
+      for (const action of WRITES) expect(rotate(action, MASTER), action).toBe(false);
+      // RDS-managed masters: not readable until a parameter names them.
+      expect(rotate('secretsmanager:GetSecretValue', RDS_MASTER)).toBe(false);
+      expect(exporter('secretsmanager:GetSecretValue', APP)).toBe(true);
+    });
+
+    it('never lets rotation write, nor the exporter read, a master secret, even when the patterns overlap', () => {
+      const overlapping = materialize(raw, { RdsMasterSecretNamePattern: 'rds!*' });
+      const params = { RdsMasterSecretNamePattern: 'rds!*' };
+      expect(
+        policyAllows(
+          overlapping,
+          'RotateFunctionPolicy',
+          'secretsmanager:GetSecretValue',
+          RDS_MASTER,
+          params,
+        ),
+      ).toBe(true);
+      for (const action of WRITES) {
+        expect(policyAllows(overlapping, 'RotateFunctionPolicy', action, RDS_MASTER, params), action).toBe(
+          false,
+        );
+      }
+      expect(
+        policyAllows(
+          overlapping,
+          'ExportFunctionPolicy',
+          'secretsmanager:GetSecretValue',
+          RDS_MASTER,
+          params,
+        ),
+      ).toBe(false);
+      // The deny statements name the master patterns and every secret action the role is
+      // allowed beyond reading (rotation) or at all (exporter), whatever the allow statements say.
+      const allowed = (policy: string) =>
+        policyOf(policy)
+          .filter((s) => s.Effect === 'Allow')
+          .flatMap((s) => asArray(s.Action))
+          .filter((a) => a.startsWith('secretsmanager:') && a !== 'secretsmanager:GetRandomPassword');
+      const reads = new Set(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(
+        asArray(bySid(policyOf('RotateFunctionPolicy'), 'NeverWriteMasterSecrets').Action).sort(),
+      ).toEqual([...new Set(allowed('RotateFunctionPolicy').filter((a) => !reads.has(a)))].sort());
+      expect(
+        asArray(bySid(policyOf('ExportFunctionPolicy'), 'NeverReadMasterSecrets').Action).sort(),
+      ).toEqual([...new Set(allowed('ExportFunctionPolicy'))].sort());
+      for (const [policy, sid] of [
+        ['RotateFunctionPolicy', 'NeverWriteMasterSecrets'],
+        ['ExportFunctionPolicy', 'NeverReadMasterSecrets'],
+      ] as const) {
+        const deny = bySid(policyOf(policy), sid);
+        expect(deny.Effect).toBe('Deny');
+        expect(asArray(deny.Resource).map(sub)).toEqual([
+          expect.stringMatching(/:secret:db-master\/\*$/),
+          expect.stringMatching(/:secret:rds!\*$/),
+        ]);
+      }
+    });
+
+    it('reads RDS-managed master secrets when rdsMasterSecretNamePattern names them, and refuses other names', () => {
+      const parameter = raw.Parameters?.RdsMasterSecretNamePattern as { AllowedPattern?: string };
+      const allowed = new RegExp(parameter.AllowedPattern ?? '');
+      expect(allowed.test('rds!cluster-*')).toBe(true);
+      expect(allowed.test('')).toBe(true);
+      expect(allowed.test('db/*')).toBe(false);
+      expect(allowed.test('*')).toBe(false);
+
+      const withRds = materialize(raw, { RdsMasterSecretNamePattern: 'rds!cluster-*' });
+      const statement = bySid(
+        identityStatements(withRds)
+          .filter(({ policy }) => policy === 'RotateFunctionPolicy')
+          .map(({ statement }) => statement),
+        'ReadRdsManagedMasterSecrets',
+      );
+      expect(statement.Action).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(sub(statement.Resource)).toMatch(/:secret:\$\{RdsMasterSecretNamePattern\}$/);
+      expect(policyOf('RotateFunctionPolicy').map((s) => s.Sid)).not.toContain('ReadRdsManagedMasterSecrets');
+    });
+  });
+
+  it('reserves concurrency for the rotation function (5 by default, none with 0)', () => {
+    expect(props(template, 'RotateLambdaFunction').ReservedConcurrentExecutions).toBe('5');
+    const unreserved = materialize(raw, { RotationReservedConcurrency: '0' });
+    expect(props(unreserved, 'RotateLambdaFunction')).not.toHaveProperty('ReservedConcurrentExecutions');
+    expect(props(template, 'ExportLambdaFunction')).not.toHaveProperty('ReservedConcurrentExecutions');
   });
 
   it('encrypts the watermark table with the project key and keeps point-in-time recovery', () => {
