@@ -24,7 +24,11 @@ export function lagLimitSeconds(options: ExportMetricsOptions): number {
  * ExportTableErrors; the alarms watch these three. Backfills and dry runs report
  * no lag (they do not move watermarks).
  */
-export function publishExportMetrics(summary: ExportSummary, metrics: Metrics, options: ExportMetricsOptions): void {
+export function publishExportMetrics(
+  summary: ExportSummary,
+  metrics: Metrics,
+  options: ExportMetricsOptions,
+): void {
   const limit = lagLimitSeconds(options);
   let tables = 0;
   let lagging = 0;
