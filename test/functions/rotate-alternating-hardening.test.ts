@@ -301,3 +301,24 @@ describe('mariadb alternating users: a grant that cannot be replayed', () => {
     expect(await mariadb.canLogin(username, previous.password as string)).toBe(true);
   });
 });
+
+describe('mariadb alternating users: a repeated setSecret', () => {
+  it('reapplies the grants even when the pending password already logs in (a grant added in between reaches the clone)', async () => {
+    const { arn, username } = await alternatingWithOwnMaster(mariadb);
+    const token = randomUUID();
+    await startRotation(arn, token);
+    const run = step(arn, token);
+    await run('createSecret');
+    await run('setSecret');
+    const pending = await secretValue(arn, 'AWSPENDING');
+    expect(await mariadb.canLogin(pending.username as string, pending.password as string)).toBe(true);
+    const query = await mariadb.grantReadableTable(username);
+    expect(await mariadb.canRead(pending.username as string, pending.password as string, query)).toBe(false);
+
+    const outcome = await run('setSecret');
+
+    expect(outcome).toMatchObject({ outcome: 'done' });
+    expect(await mariadb.canRead(pending.username as string, pending.password as string, query)).toBe(true);
+    expect(await mysqlGrantsOf(`${username}_clone`)).toEqual(await mysqlGrantsOf(username));
+  });
+});
