@@ -274,10 +274,15 @@ describe('mariadb alternating users: a grant that cannot be replayed', () => {
     const { arn, username, password } = await alternatingWithOwnMaster(mariadb);
     const db = await grantOnDroppedTable(username);
     const stagesBefore = await stagesOf(arn);
+    const grantsBefore = await mysqlGrantsOf(username);
     const token = randomUUID();
     await startRotation(arn, token);
 
     await expectSetSecretFailsEveryTime(arn, token, `${username}_clone`, db);
+
+    // The clone holds some of the grants and stays locked; the current user's grants are untouched.
+    expect(await mysqlGrantsOf(username)).toEqual(grantsBefore);
+    expect(await mysqlGrantsOf(`${username}_clone`)).not.toEqual(grantsBefore);
 
     expect(await secretValue(arn)).toMatchObject({ username, password });
     const current = Object.entries(stagesBefore).find(([, s]) => s.includes('AWSCURRENT'))?.[0] as string;
@@ -291,11 +296,14 @@ describe('mariadb alternating users: a grant that cannot be replayed', () => {
     const clone = await secretValue(arn);
     const previous = await secretValue(arn, 'AWSPREVIOUS');
     const db = await grantOnDroppedTable(`${username}_clone`);
+    const cloneGrants = await mysqlGrantsOf(`${username}_clone`);
     const token = randomUUID();
     await startRotation(arn, token);
 
     await expectSetSecretFailsEveryTime(arn, token, username, db);
 
+    // The current user's grants are untouched (the original may hold some of them by now).
+    expect(await mysqlGrantsOf(`${username}_clone`)).toEqual(cloneGrants);
     expect(await secretValue(arn)).toEqual(clone);
     expect(await mariadb.canLogin(clone.username as string, clone.password as string)).toBe(true);
     expect(await mariadb.canLogin(username, previous.password as string)).toBe(true);
