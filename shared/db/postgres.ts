@@ -3,6 +3,8 @@ import { DatabaseError, SecretFormatError } from '../errors';
 import { registerSecret, scrubString } from '../log';
 import {
   type AccountRef,
+  type AlternateUserPlan,
+  type AlternateUserState,
   connectionTarget,
   type DatabaseLogin,
   type DatabaseSession,
@@ -68,27 +70,58 @@ class PostgresSession implements DatabaseSession {
     ]);
   }
 
-  async provisionAlternateUser(options: {
-    original: string;
-    pending: string;
-    password: string;
-  }): Promise<void> {
-    if (Buffer.byteLength(options.pending) > MAX_IDENTIFIER_BYTES) {
+  /**
+   * PostgreSQL never leaves a half-made pending role (provisioning is one
+   * transaction), so an earlier attempt's role is recognised by logging in with
+   * the pending password, never here: `holds-pending-password` is not answered.
+   */
+  async inspectAlternateUser(options: { pending: string }): Promise<AlternateUserState> {
+    const rows = await this.run('SELECT 1 FROM pg_roles WHERE rolname = $1', [], [options.pending]);
+    return rows.length > 0 ? 'exists' : 'absent';
+  }
+
+  async provisionAlternateUser(plan: AlternateUserPlan): Promise<void> {
+    if (Buffer.byteLength(plan.pending) > MAX_IDENTIFIER_BYTES) {
       throw new SecretFormatError(
-        `Role name "${options.pending}" is longer than PostgreSQL's ${MAX_IDENTIFIER_BYTES} bytes`,
+        `Role name "${plan.pending}" is longer than PostgreSQL's ${MAX_IDENTIFIER_BYTES} bytes`,
       );
     }
-    const verifier = postgresVerifier(this.serverVersion, options.password, options.pending);
-    const role = pg.escapeIdentifier(options.pending);
-    const exists = await this.run('SELECT 1 FROM pg_roles WHERE rolname = $1', [], [options.pending]);
-    const verb = exists.length > 0 ? 'ALTER' : 'CREATE';
-    await this.run(`${verb} ROLE ${role} WITH LOGIN PASSWORD ${pg.escapeLiteral(verifier)}`, [
-      options.password,
-      verifier,
-    ]);
-    // The clone holds its privileges through membership in the original role.
-    if (options.pending !== options.original) {
-      await this.run(`GRANT ${pg.escapeIdentifier(options.original)} TO ${role}`);
+    if (plan.create && plan.pending === plan.original) {
+      // "x_clone" whose "x" does not exist: a new "x" would be a member of nothing.
+      throw new DatabaseError(
+        `Role "${plan.current.name}" is named as the clone of "${plan.pending}", which does not exist: created now, "${plan.pending}" would hold none of its privileges`,
+      );
+    }
+    const before = plan.beforeStatement ?? (async () => {});
+    const verifier = postgresVerifier(this.serverVersion, plan.password, plan.pending);
+    const role = pg.escapeIdentifier(plan.pending);
+    // One transaction: nothing of it, least of all the login, is visible before COMMIT.
+    await this.run('BEGIN');
+    try {
+      if (plan.create) {
+        await before({ kind: 'create', index: 0 });
+        await this.run(`CREATE ROLE ${role} NOLOGIN`);
+      }
+      // The clone holds its privileges through membership in the original role.
+      if (plan.pending !== plan.original) {
+        const grant = `GRANT ${pg.escapeIdentifier(plan.original)} TO ${role}`;
+        await before({ kind: 'grant', index: 0 });
+        await this.run(grant).catch((error: Error) => {
+          throw new DatabaseError(`Cannot grant to "${plan.pending}": ${grant}: ${error.message}`, {
+            cause: error,
+          });
+        });
+      }
+      // Copy everything else about the original here, before the password is set.
+      await before({ kind: 'password', index: 0 });
+      await this.run(`ALTER ROLE ${role} WITH LOGIN PASSWORD ${pg.escapeLiteral(verifier)}`, [
+        plan.password,
+        verifier,
+      ]);
+      await this.run('COMMIT');
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch(() => {});
+      throw error;
     }
   }
 
