@@ -379,10 +379,10 @@ const POWERFUL = ['rolcanlogin', 'rolsuper', 'rolcreaterole', 'rolreplication', 
  * to it and their sessions start as it (`ALTER ROLE ... SET role`), so what one
  * creates, the other owns too. The secret names it, so it is treated as hostile
  * input: accepted only when the original is already a direct member of it (with
- * the SET option on 16+) and it is NOLOGIN without SUPERUSER, CREATEROLE,
- * REPLICATION or BYPASSRLS; or when it does not exist, then the master creates
- * it NOLOGIN and grants it to the original. The clone gets membership and
- * setting from the original through copyRoleShape.
+ * the SET option on 16+: no power the original lacks) and it is NOLOGIN without
+ * SUPERUSER, CREATEROLE, REPLICATION or BYPASSRLS. A role that does not exist is
+ * refused, not created. The clone gets membership and setting from the original
+ * through copyRoleShape.
  */
 export async function prepareOwnerRole(
   run: PostgresRunner,
@@ -403,39 +403,29 @@ export async function prepareOwnerRole(
   }
   const quoted = pg.escapeLiteral(ownerRole);
   const [role] = await run(`SELECT ${POWERFUL.join(', ')} FROM pg_roles WHERE rolname = ${quoted}`);
-  const target = pg.escapeIdentifier(ownerRole);
   if (!role) {
-    await runAll(
-      run,
-      [
-        `CREATE ROLE ${target} NOLOGIN`,
-        grantMembershipStatement(serverVersion, original, {
-          role: ownerRole,
-          admin: false,
-          inherit: true,
-          set: true,
-        }),
-      ],
-      'the owner role',
+    // Not created here: sessions that start as a new, empty role would lose every
+    // privilege and object the original holds today, and testSecret would not notice.
+    throw new SecretFormatError(
+      `ownerRole "${ownerRole}" does not exist: create it NOLOGIN, grant it to "${original}", and give it the objects and privileges the application needs (REASSIGN OWNED BY, GRANT)`,
     );
-  } else {
-    const powers = POWERFUL.filter((key) => role[key] === true);
-    if (powers.length > 0) {
-      throw new SecretFormatError(
-        `ownerRole "${ownerRole}" is refused: it has ${powers.map((p) => p.replace(/^rol/, '').toUpperCase()).join(', ')}; an owner role must be NOLOGIN and hold none of SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS`,
-      );
-    }
-    const setOption = serverVersion >= MEMBERSHIP_OPTIONS_VERSION ? ' AND m.set_option' : '';
-    const member = await run(
-      `SELECT 1 FROM pg_auth_members m
-        WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = ${quoted})
-          AND m.member = (SELECT oid FROM pg_roles WHERE rolname = ${pg.escapeLiteral(original)})${setOption}`,
+  }
+  const powers = POWERFUL.filter((key) => role[key] === true);
+  if (powers.length > 0) {
+    throw new SecretFormatError(
+      `ownerRole "${ownerRole}" is refused: it has ${powers.map((p) => p.replace(/^rol/, '').toUpperCase()).join(', ')}; an owner role must be NOLOGIN and hold none of SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS`,
     );
-    if (member.length === 0) {
-      throw new SecretFormatError(
-        `ownerRole "${ownerRole}" is refused: "${original}" is not a direct member of it${setOption ? ' with the SET option' : ''}; grant it to "${original}" first, or name a role that does not exist yet`,
-      );
-    }
+  }
+  const setOption = serverVersion >= MEMBERSHIP_OPTIONS_VERSION ? ' AND m.set_option' : '';
+  const member = await run(
+    `SELECT 1 FROM pg_auth_members m
+      WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = ${quoted})
+        AND m.member = (SELECT oid FROM pg_roles WHERE rolname = ${pg.escapeLiteral(original)})${setOption}`,
+  );
+  if (member.length === 0) {
+    throw new SecretFormatError(
+      `ownerRole "${ownerRole}" is refused: "${original}" is not a direct member of it${setOption ? ' with the SET option' : ''}; an administrator grants it first`,
+    );
   }
   const [setting] = await run(
     `SELECT 1 FROM pg_db_role_setting

@@ -207,19 +207,18 @@ describe('copyRoleShape against the real server', () => {
 
 describe('prepareOwnerRole against the real server', () => {
   it('lets each user of the pair read and alter what the other created', async () => {
-    // prepare: the owner role does not exist yet; a schema where it may create
+    // prepare: the administrator's part - a NOLOGIN owner role granted to the original, a schema it may create in
     const { original, clone, password } = await pair();
     const owner = uniqueName('owner');
     const schema = uniqueName('s');
+    await admin.query(`CREATE ROLE ${owner} NOLOGIN; GRANT ${owner} TO ${ident(original)}`);
+    await admin.query(`CREATE SCHEMA ${schema}; GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${owner}`);
 
     // act: the rotation into the clone
     await prepareOwnerRole(runnerOf(admin), version, { original, pending: clone, ownerRole: owner });
     await copyRoleShape(runnerOf(admin), version, { original, pending: clone });
-    await admin.query(`CREATE SCHEMA ${schema}; GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${owner}`);
 
     // assess
-    const ownerRow = await admin.query('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [owner]);
-    expect(ownerRow.rows).toEqual([{ rolcanlogin: false }]);
     const asClone = await loginAs(clone, password);
     const asOriginal = await loginAs(original, password);
     try {
@@ -249,7 +248,7 @@ describe('prepareOwnerRole against the real server', () => {
 
   it('is idempotent: a second run changes nothing', async () => {
     const { original, clone } = await pair();
-    const owner = uniqueName('owner');
+    const owner = await createRole('NOLOGIN', original);
     await prepareOwnerRole(runnerOf(admin), version, { original, pending: clone, ownerRole: owner });
     const log: string[] = [];
 
@@ -283,6 +282,8 @@ describe('prepareOwnerRole against the real server', () => {
       /CREATEROLE/,
     ],
     ['a predefined role', () => 'pg_read_all_data', /pg_/],
+    ['a role that does not exist (it is not created)', () => uniqueName('owner'), /does not exist/],
+    ['the clone itself', (o: string) => `${o}_clone`, /separate role/],
   ])('refuses %s and changes nothing', async (_, makeRole, problem) => {
     // prepare
     const { original, clone } = await pair();
