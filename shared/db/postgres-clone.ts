@@ -372,7 +372,13 @@ export async function copyRoleShape(
 }
 
 /** What an owner role may not be: it would lend power the original does not already hold. */
-const POWERFUL = ['rolcanlogin', 'rolsuper', 'rolcreaterole', 'rolreplication', 'rolbypassrls'] as const;
+const POWERFUL = {
+  rolcanlogin: 'LOGIN',
+  rolsuper: 'SUPERUSER',
+  rolcreaterole: 'CREATEROLE',
+  rolreplication: 'REPLICATION',
+  rolbypassrls: 'BYPASSRLS',
+} as const;
 
 /**
  * Prepares the opt-in owner role on the original: both users of the pair belong
@@ -402,7 +408,9 @@ export async function prepareOwnerRole(
     );
   }
   const quoted = pg.escapeLiteral(ownerRole);
-  const [role] = await run(`SELECT ${POWERFUL.join(', ')} FROM pg_roles WHERE rolname = ${quoted}`);
+  const [role] = await run(
+    `SELECT ${Object.keys(POWERFUL).join(', ')} FROM pg_roles WHERE rolname = ${quoted}`,
+  );
   if (!role) {
     // Not created here: sessions that start as a new, empty role would lose every
     // privilege and object the original holds today, and testSecret would not notice.
@@ -410,10 +418,12 @@ export async function prepareOwnerRole(
       `ownerRole "${ownerRole}" does not exist: create it NOLOGIN, grant it to "${original}", and give it the objects and privileges the application needs (REASSIGN OWNED BY, GRANT)`,
     );
   }
-  const powers = POWERFUL.filter((key) => role[key] === true);
+  const powers = Object.entries(POWERFUL).flatMap(([column, keyword]) =>
+    role[column] === true ? [keyword] : [],
+  );
   if (powers.length > 0) {
     throw new SecretFormatError(
-      `ownerRole "${ownerRole}" is refused: it has ${powers.map((p) => p.replace(/^rol/, '').toUpperCase()).join(', ')}; an owner role must be NOLOGIN and hold none of SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS`,
+      `ownerRole "${ownerRole}" is refused: it has ${powers.join(', ')}; an owner role must be NOLOGIN and hold none of SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS`,
     );
   }
   const setOption = serverVersion >= MEMBERSHIP_OPTIONS_VERSION ? ' AND m.set_option' : '';

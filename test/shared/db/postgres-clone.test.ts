@@ -269,8 +269,13 @@ describe('prepareOwnerRole against the real server', () => {
   });
 
   it.each([
-    ['the master superuser', () => stack().postgres.adminUser, /LOGIN|SUPER/i],
-    ['a NOLOGIN superuser', async () => createRole('NOLOGIN SUPERUSER'), /SUPER/i],
+    ['the master superuser', () => stack().postgres.adminUser, /it has LOGIN, SUPERUSER/],
+    [
+      'a NOLOGIN superuser the original belongs to',
+      async (o: string) => createRole('NOLOGIN SUPERUSER', o),
+      /it has SUPERUSER/,
+    ],
+    ['a LOGIN role the original belongs to', async (o: string) => createRole('LOGIN', o), /it has LOGIN/],
     [
       'a NOLOGIN role the original does not belong to',
       async () => createRole('NOLOGIN'),
@@ -279,7 +284,7 @@ describe('prepareOwnerRole against the real server', () => {
     [
       'a NOLOGIN CREATEROLE role the original belongs to',
       async (o: string) => createRole('NOLOGIN CREATEROLE', o),
-      /CREATEROLE/,
+      /it has CREATEROLE/,
     ],
     ['a predefined role', () => 'pg_read_all_data', /pg_/],
     ['a role that does not exist (it is not created)', () => uniqueName('owner'), /does not exist/],
