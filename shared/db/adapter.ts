@@ -41,13 +41,15 @@ export interface DatabaseSession {
   /**
    * Run as the master user: makes `pending` exist with `password` and the
    * privileges of `current` (the account that logs in today), where `original`
-   * is the base user of the alternating pair.
+   * is the base user of the alternating pair. `ownerRole` (PostgreSQL only) is
+   * the role both users create objects as.
    */
   provisionAlternateUser(options: {
     original: string;
     current: AccountRef;
     pending: string;
     password: string;
+    ownerRole?: string;
   }): Promise<void>;
   close(): Promise<void>;
 }

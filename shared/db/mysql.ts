@@ -1,5 +1,5 @@
 import type mysql from 'mysql2/promise';
-import { DatabaseError } from '../errors';
+import { DatabaseError, SecretFormatError } from '../errors';
 import { registerSecret, scrubString } from '../log';
 import {
   type AccountRef,
@@ -9,6 +9,7 @@ import {
   type RotationAdapter,
 } from './adapter';
 import { classify, connectMysql } from './connect';
+import { copyAccountShape, type MysqlRunner, pendingPasswordStatement } from './mysql-clone';
 import {
   accountName,
   assertUsernameFits,
@@ -69,7 +70,13 @@ class MysqlSession implements DatabaseSession {
     current: AccountRef;
     pending: string;
     password: string;
+    ownerRole?: string;
   }): Promise<void> {
+    if (options.ownerRole) {
+      throw new SecretFormatError(
+        'ownerRole is for PostgreSQL secrets only; MySQL-family objects have no owner',
+      );
+    }
     const current: MysqlAccount = { name: options.current.name, host: options.current.host ?? '%' };
     // The pending account lives on the same host pattern as the one it alternates with.
     const pending: MysqlAccount = { name: options.pending, host: current.host };
@@ -86,6 +93,15 @@ class MysqlSession implements DatabaseSession {
         );
       }
       await this.run(replayed);
+    }
+    // What SHOW GRANTS leaves out: roles it cannot revoke, MySQL 8 default roles and plugin.
+    const run: MysqlRunner = (sql) => this.run(sql) as Promise<Record<string, unknown>[]>;
+    const { plugin } = await copyAccountShape(run, this.server, current, pending);
+    if (plugin) {
+      await this.run(
+        pendingPasswordStatement(this.server, pending, options.password, plugin),
+        options.password,
+      );
     }
   }
 

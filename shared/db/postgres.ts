@@ -10,6 +10,7 @@ import {
 } from './adapter';
 import { classify, connectPostgres } from './connect';
 import { postgresMd5Verifier, scramSha256Verifier } from './password-hash';
+import { copyRoleShape, type PostgresRunner, prepareOwnerRole } from './postgres-clone';
 
 /** PostgreSQL truncates identifiers to 63 bytes: a longer role name would silently name another role. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -72,12 +73,18 @@ class PostgresSession implements DatabaseSession {
     original: string;
     pending: string;
     password: string;
+    ownerRole?: string;
   }): Promise<void> {
     if (Buffer.byteLength(options.pending) > MAX_IDENTIFIER_BYTES) {
       throw new SecretFormatError(
         `Role name "${options.pending}" is longer than PostgreSQL's ${MAX_IDENTIFIER_BYTES} bytes`,
       );
     }
+    const run: PostgresRunner = (sql) => this.run(sql) as Promise<Record<string, unknown>[]>;
+    const names = { original: options.original, pending: options.pending };
+    // First: a refused owner role leaves everything as it was.
+    if (options.ownerRole)
+      await prepareOwnerRole(run, this.serverVersion, { ...names, ownerRole: options.ownerRole });
     const verifier = postgresVerifier(this.serverVersion, options.password, options.pending);
     const role = pg.escapeIdentifier(options.pending);
     const exists = await this.run('SELECT 1 FROM pg_roles WHERE rolname = $1', [], [options.pending]);
@@ -86,10 +93,9 @@ class PostgresSession implements DatabaseSession {
       options.password,
       verifier,
     ]);
-    // The clone holds its privileges through membership in the original role.
-    if (options.pending !== options.original) {
-      await this.run(`GRANT ${pg.escapeIdentifier(options.original)} TO ${role}`);
-    }
+    // The clone holds its privileges through membership in the original role, and
+    // gets the original's attributes, other memberships and settings.
+    await copyRoleShape(run, this.serverVersion, names);
   }
 
   async close(): Promise<void> {

@@ -226,6 +226,7 @@ class StepContext {
         current: account,
         pending: pending.username,
         password: pending.password,
+        ...(current.ownerRole ? { ownerRole: current.ownerRole } : {}),
       }),
     );
     return 'done';

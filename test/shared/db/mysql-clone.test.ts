@@ -11,6 +11,7 @@ import {
 import { detectMysqlServer, type MysqlAccount, rewriteGrant } from '../../../shared/db/mysql-dialect';
 import { DatabaseError } from '../../../shared/errors';
 import { mysqlAdmin, randomPassword, uniqueName } from '../../stack/fixtures';
+import { mariadbRoleCatalog } from '../../support/role-catalog';
 
 const MARIADB = detectMysqlServer('10.11.6-MariaDB', '');
 const MYSQL8 = detectMysqlServer('8.0.36', 'MySQL Community Server - GPL');
@@ -31,19 +32,6 @@ function runnerOf(connection: mysql.Connection, log: string[] = []): MysqlRunner
     const [rows] = await connection.query(sql);
     return rows as Record<string, unknown>[];
   };
-}
-
-/** What the catalog says about an account's roles: mysql.roles_mapping and mysql.user.default_role. */
-async function rolesOf(account: MysqlAccount) {
-  const [roles] = await admin.query(
-    'SELECT Role, Admin_option FROM mysql.roles_mapping WHERE User = ? AND Host = ? ORDER BY Role',
-    [account.name, account.host],
-  );
-  const [user] = await admin.query('SELECT default_role FROM mysql.user WHERE User = ? AND Host = ?', [
-    account.name,
-    account.host,
-  ]);
-  return { roles, defaultRole: (user as Array<{ default_role: string }>)[0]?.default_role };
 }
 
 /** An original account and its clone on MariaDB, on a host pattern of their own. */
@@ -75,9 +63,9 @@ describe('copyAccountShape on MariaDB (real server)', () => {
     await copyAccountShape(runnerOf(admin), MARIADB, original, clone);
 
     // assess
-    const want = await rolesOf(original);
+    const want = await mariadbRoleCatalog(admin, original);
     expect(want.defaultRole).toBe(writer);
-    expect(await rolesOf(clone)).toEqual(want);
+    expect(await mariadbRoleCatalog(admin, clone)).toEqual(want);
   });
 
   it('takes away roles, an ADMIN OPTION and a default role that the original does not have', async () => {
@@ -93,9 +81,9 @@ describe('copyAccountShape on MariaDB (real server)', () => {
     await copyAccountShape(runnerOf(admin), MARIADB, original, clone);
 
     // assess
-    const want = await rolesOf(original);
+    const want = await mariadbRoleCatalog(admin, original);
     expect(want.defaultRole).toBe('');
-    expect(await rolesOf(clone)).toEqual(want);
+    expect(await mariadbRoleCatalog(admin, clone)).toEqual(want);
   });
 
   it('changes nothing on a second run', async () => {
@@ -127,7 +115,7 @@ describe('copyAccountShape on MariaDB (real server)', () => {
     }
 
     // assess
-    expect(await rolesOf(clone)).toEqual(await rolesOf(original));
+    expect(await mariadbRoleCatalog(admin, clone)).toEqual(await mariadbRoleCatalog(admin, original));
   });
 });
 

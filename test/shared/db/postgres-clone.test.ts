@@ -15,34 +15,12 @@ import {
 } from '../../../shared/db/postgres-clone';
 import { DatabaseError, SecretFormatError } from '../../../shared/errors';
 import { createPgDatabase, pgAdmin, randomPassword, stack, uniqueName } from '../../stack/fixtures';
+import { pgRoleCatalog } from '../../support/role-catalog';
 
 const PG15 = 150004;
 const PG16 = 160002;
 
 const ident = pg.escapeIdentifier;
-
-/** The rows a test compares: what pg_roles, pg_auth_members and pg_db_role_setting hold for `role`. */
-async function catalogRows(client: pg.Client, role: string, ignoreMembershipIn: string[] = []) {
-  const attributes = await client.query(
-    `SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
-            rolconnlimit, rolvaliduntil::text
-       FROM pg_roles WHERE rolname = $1`,
-    [role],
-  );
-  const memberships = await client.query(
-    `SELECT r.rolname AS role, m.admin_option FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-      WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1) AND NOT r.rolname = ANY ($2)
-      ORDER BY 1`,
-    [role, ignoreMembershipIn],
-  );
-  const settings = await client.query(
-    `SELECT coalesce(d.datname, '*') AS database, s.setconfig FROM pg_db_role_setting s
-       LEFT JOIN pg_database d ON d.oid = s.setdatabase
-      WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY 1`,
-    [role],
-  );
-  return { attributes: attributes.rows, memberships: memberships.rows, settings: settings.rows };
-}
 
 function runnerOf(client: pg.Client, log: string[] = []): PostgresRunner {
   return async (sql) => {
@@ -100,10 +78,10 @@ describe('copyRoleShape against the real server', () => {
     await copyRoleShape(runnerOf(admin), version, { original, pending: clone });
 
     // assess
-    const want = await catalogRows(admin, original);
+    const want = await pgRoleCatalog(admin, original);
     expect(want.memberships).toHaveLength(2);
     expect(want.settings).toHaveLength(2);
-    expect(await catalogRows(admin, clone, [original])).toEqual(want);
+    expect(await pgRoleCatalog(admin, clone, [original])).toEqual(want);
     const session = await loginAs(clone, password);
     try {
       const { rows } = await session.query(
@@ -142,7 +120,7 @@ describe('copyRoleShape against the real server', () => {
     await copyRoleShape(runnerOf(admin), version, { original, pending: clone });
 
     // assess
-    expect(await catalogRows(admin, clone, [original])).toEqual(await catalogRows(admin, original));
+    expect(await pgRoleCatalog(admin, clone, [original])).toEqual(await pgRoleCatalog(admin, original));
   });
 
   it('keeps the clone a member of the original, and a second run changes nothing', async () => {
@@ -173,7 +151,7 @@ describe('copyRoleShape against the real server', () => {
     // prepare
     const { original, clone } = await pair();
     await admin.query(`ALTER ROLE ${ident(original)} NOINHERIT CREATEDB`);
-    const before = await catalogRows(admin, clone);
+    const before = await pgRoleCatalog(admin, clone);
 
     // act (the stack runs 15; the check depends only on the version)
     const attempt = copyRoleShape(runnerOf(admin), Math.min(version, 159999), { original, pending: clone });
@@ -181,7 +159,7 @@ describe('copyRoleShape against the real server', () => {
     // assess
     await expect(attempt).rejects.toThrow(/NOINHERIT/);
     await expect(attempt).rejects.toBeInstanceOf(DatabaseError);
-    expect(await catalogRows(admin, clone)).toEqual(before);
+    expect(await pgRoleCatalog(admin, clone)).toEqual(before);
   });
 
   it('names the attribute that a master without superuser may not give', async () => {
@@ -264,7 +242,7 @@ describe('prepareOwnerRole against the real server', () => {
 
     await prepareOwnerRole(runnerOf(admin), version, { original, pending: clone, ownerRole: owner });
 
-    const rows = await catalogRows(admin, original);
+    const rows = await pgRoleCatalog(admin, original);
     expect(rows.settings).toEqual([{ database: '*', setconfig: [`role=${owner}`] }]);
   });
 
@@ -293,7 +271,7 @@ describe('prepareOwnerRole against the real server', () => {
     // prepare
     const { original, clone } = await pair();
     const owner = await makeRole(original);
-    const before = await catalogRows(admin, original);
+    const before = await pgRoleCatalog(admin, original);
 
     // act
     const attempt = prepareOwnerRole(runnerOf(admin), version, {
@@ -305,7 +283,7 @@ describe('prepareOwnerRole against the real server', () => {
     // assess
     await expect(attempt).rejects.toBeInstanceOf(SecretFormatError);
     await expect(attempt).rejects.toThrow(problem);
-    expect(await catalogRows(admin, original)).toEqual(before);
+    expect(await pgRoleCatalog(admin, original)).toEqual(before);
   });
 });
 
