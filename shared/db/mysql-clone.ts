@@ -4,7 +4,7 @@ import {
   type MysqlAccount,
   type MysqlServer,
   quoteString,
-  setPasswordStatement,
+  setPasswordAndUnlockStatement,
 } from './mysql-dialect';
 
 /**
@@ -132,10 +132,11 @@ export function defaultRoleStatement(server: MysqlServer, to: MysqlAccount, role
 }
 
 /**
- * Sets `account`'s password with `plugin` (the original's) on MySQL 8+, so the
- * clone authenticates the way the original does; elsewhere, and for the default
- * plugin, the product's own statement. A plugin that does not take a password
- * (IAM, socket, LDAP) cannot be rotated: refused.
+ * The last statement of provisioning: `account`'s password, with `plugin` (the
+ * original's) on MySQL 8+ so that the clone authenticates the way the original
+ * does, and the account unlocked; elsewhere, and for the default plugin, the
+ * product's own statement. A plugin that does not take a password (IAM, socket,
+ * LDAP) cannot be rotated: refused.
  */
 export function pendingPasswordStatement(
   server: MysqlServer,
@@ -144,14 +145,14 @@ export function pendingPasswordStatement(
   plugin: string | undefined,
 ): string {
   if (server.flavour === 'mariadb' || server.major < 8 || !plugin || plugin === 'caching_sha2_password') {
-    return setPasswordStatement(server, account, password);
+    return setPasswordAndUnlockStatement(server, account, password);
   }
   if (!MYSQL_PASSWORD_PLUGINS.includes(plugin)) {
     throw new DatabaseError(
       `The original account authenticates with ${plugin}, which takes no password: alternating-users rotation needs one of ${MYSQL_PASSWORD_PLUGINS.join(', ')}`,
     );
   }
-  return `ALTER USER ${accountName(server, account)} IDENTIFIED WITH ${plugin} BY ${quoteString(server, password)}`;
+  return `ALTER USER ${accountName(server, account)} IDENTIFIED WITH ${plugin} BY ${quoteString(server, password)} ACCOUNT UNLOCK`;
 }
 
 /**

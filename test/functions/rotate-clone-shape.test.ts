@@ -8,6 +8,7 @@ import {
   postgresUnderTest,
   rotate,
   secretValue,
+  singleUserSecret,
 } from '../shared/rotation/support';
 import { createPgDatabase, mysqlAdmin, pgAdmin, stack, uniqueName } from '../stack/fixtures';
 import { mariadbRoleCatalog, pgRoleCatalog } from '../support/role-catalog';
@@ -105,6 +106,24 @@ describe('PostgreSQL alternating rotation through the handler: the clone behaves
     // assess: the clone followed
     expect((await secretValue(arn)).username).toBe(clone);
     expect(await pgRoleCatalog(admin, clone, [app])).toEqual(await pgRoleCatalog(admin, app));
+  });
+
+  it('rotates a single user whose sessions start as another role: its own password changes, not that role', async () => {
+    // prepare
+    const { arn, username, password } = await singleUserSecret(postgresUnderTest);
+    const group = uniqueName('grp');
+    await admin.query(`CREATE ROLE ${group} NOLOGIN; GRANT ${group} TO ${ident(username)}`);
+    await admin.query(`ALTER ROLE ${ident(username)} SET role TO ${pg.escapeLiteral(group)}`);
+
+    // act
+    await rotate(arn);
+
+    // assess
+    const current = await secretValue(arn);
+    expect(current.password).not.toBe(password);
+    expect(await postgresUnderTest.canLogin(username, current.password as string)).toBe(true);
+    const groupPassword = await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [group]);
+    expect(groupPassword.rows).toEqual([{ rolpassword: null }]);
   });
 
   it('fails the rotation on an ownerRole naming the master, and changes nothing', async () => {

@@ -212,12 +212,15 @@ describe('MySQL 8 statements (no MySQL 8 server here: generated SQL only)', () =
   it.each([
     [
       'mysql_native_password',
-      `ALTER USER 'app_clone'@'%' IDENTIFIED WITH mysql_native_password BY '${PASSWORD}'`,
+      `ALTER USER 'app_clone'@'%' IDENTIFIED WITH mysql_native_password BY '${PASSWORD}' ACCOUNT UNLOCK`,
     ],
-    ['sha256_password', `ALTER USER 'app_clone'@'%' IDENTIFIED WITH sha256_password BY '${PASSWORD}'`],
+    [
+      'sha256_password',
+      `ALTER USER 'app_clone'@'%' IDENTIFIED WITH sha256_password BY '${PASSWORD}' ACCOUNT UNLOCK`,
+    ],
     [
       'caching_sha2_password',
-      `ALTER USER 'app_clone'@'%' IDENTIFIED WITH caching_sha2_password BY '${PASSWORD}'`,
+      `ALTER USER 'app_clone'@'%' IDENTIFIED WITH caching_sha2_password BY '${PASSWORD}' ACCOUNT UNLOCK`,
     ],
   ])('sets the password of the clone with the original plugin %s', (plugin, expected) => {
     expect(pendingPasswordStatement(MYSQL8, clone, PASSWORD, plugin)).toBe(expected);
@@ -232,10 +235,10 @@ describe('MySQL 8 statements (no MySQL 8 server here: generated SQL only)', () =
 
   it('keeps the product password statement on MariaDB and MySQL 5.7 (no plugin read there)', async () => {
     expect(pendingPasswordStatement(MARIADB, clone, PASSWORD, undefined)).toMatch(
-      /IDENTIFIED BY PASSWORD '\*/,
+      /IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}' ACCOUNT UNLOCK$/,
     );
     expect(pendingPasswordStatement(MYSQL57, clone, PASSWORD, undefined)).toMatch(
-      /mysql_native_password AS '\*/,
+      /mysql_native_password AS '\*[0-9A-F]{40}' ACCOUNT UNLOCK$/,
     );
     const seen: string[] = [];
     const record: MysqlRunner = async (sql) => {
