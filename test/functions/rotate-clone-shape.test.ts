@@ -1,14 +1,17 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SecretFormatError } from '../../shared/errors';
+import { RotationStateError, SecretFormatError } from '../../shared/errors';
 import {
   alternatingSecret,
+  invoker,
   mariadbUnderTest,
   postgresUnderTest,
   rotate,
+  rotationDeps,
   secretValue,
   singleUserSecret,
+  stagesOf,
 } from '../shared/rotation/support';
 import { createPgDatabase, mysqlAdmin, pgAdmin, stack, uniqueName } from '../stack/fixtures';
 import { mariadbRoleCatalog, pgRoleCatalog } from '../support/role-catalog';
@@ -106,6 +109,44 @@ describe('PostgreSQL alternating rotation through the handler: the clone behaves
     // assess: the clone followed
     expect((await secretValue(arn)).username).toBe(clone);
     expect(await pgRoleCatalog(admin, clone, [app])).toEqual(await pgRoleCatalog(admin, app));
+  });
+
+  it('an attempt that stops between two copy statements leaves no clone; the retry completes it', async () => {
+    // prepare: an original with enough to copy for several statements
+    const { arn, username: app } = await alternatingSecret(postgresUnderTest);
+    const group = uniqueName('grp');
+    await admin.query(`CREATE ROLE ${group} NOLOGIN; GRANT ${group} TO ${ident(app)}`);
+    await admin.query(`ALTER ROLE ${ident(app)} CREATEDB; ALTER ROLE ${ident(app)} SET work_mem TO '2MB'`);
+    let stopped = false;
+    const stopping = rotationDeps({
+      beforeProvisionStatement: async (statement) => {
+        if (statement.kind === 'copy' && statement.index === 1 && !stopped) {
+          stopped = true;
+          throw new Error('simulated crash between two copy statements');
+        }
+      },
+    });
+
+    // act
+    const error = await rotate(arn, { invoke: invoker(stopping) }).catch((e: unknown) => e);
+
+    // assess: nothing of the clone exists, so its pending password cannot log in
+    expect(error).toBeInstanceOf(RotationStateError);
+    expect(stopped).toBe(true);
+    const pendingToken = Object.entries(await stagesOf(arn)).find(([, s]) => s.includes('AWSPENDING'))?.[0];
+    const pending = await secretValue(arn, 'AWSPENDING');
+    expect(await postgresUnderTest.canLogin(pending.username as string, pending.password as string)).toBe(
+      false,
+    );
+    const clone = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [`${app}_clone`]);
+    expect(clone.rows).toEqual([]);
+
+    // act: the retry
+    await rotate(arn, { token: pendingToken as string });
+
+    // assess
+    expect((await secretValue(arn)).username).toBe(`${app}_clone`);
+    expect(await pgRoleCatalog(admin, `${app}_clone`, [app])).toEqual(await pgRoleCatalog(admin, app));
   });
 
   it('rotates a single user whose sessions start as another role: its own password changes, not that role', async () => {
