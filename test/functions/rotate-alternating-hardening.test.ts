@@ -274,10 +274,15 @@ describe('mariadb alternating users: a grant that cannot be replayed', () => {
     const { arn, username, password } = await alternatingWithOwnMaster(mariadb);
     const db = await grantOnDroppedTable(username);
     const stagesBefore = await stagesOf(arn);
+    const grantsBefore = await mysqlGrantsOf(username);
     const token = randomUUID();
     await startRotation(arn, token);
 
     await expectSetSecretFailsEveryTime(arn, token, `${username}_clone`, db);
+
+    // The clone holds some of the grants and stays locked; the current user's grants are untouched.
+    expect(await mysqlGrantsOf(username)).toEqual(grantsBefore);
+    expect(await mysqlGrantsOf(`${username}_clone`)).not.toEqual(grantsBefore);
 
     expect(await secretValue(arn)).toMatchObject({ username, password });
     const current = Object.entries(stagesBefore).find(([, s]) => s.includes('AWSCURRENT'))?.[0] as string;
@@ -291,13 +296,37 @@ describe('mariadb alternating users: a grant that cannot be replayed', () => {
     const clone = await secretValue(arn);
     const previous = await secretValue(arn, 'AWSPREVIOUS');
     const db = await grantOnDroppedTable(`${username}_clone`);
+    const cloneGrants = await mysqlGrantsOf(`${username}_clone`);
     const token = randomUUID();
     await startRotation(arn, token);
 
     await expectSetSecretFailsEveryTime(arn, token, username, db);
 
+    // The current user's grants are untouched (the original may hold some of them by now).
+    expect(await mysqlGrantsOf(`${username}_clone`)).toEqual(cloneGrants);
     expect(await secretValue(arn)).toEqual(clone);
     expect(await mariadb.canLogin(clone.username as string, clone.password as string)).toBe(true);
     expect(await mariadb.canLogin(username, previous.password as string)).toBe(true);
+  });
+});
+
+describe('mariadb alternating users: a repeated setSecret', () => {
+  it('reapplies the grants even when the pending password already logs in (a grant added in between reaches the clone)', async () => {
+    const { arn, username } = await alternatingWithOwnMaster(mariadb);
+    const token = randomUUID();
+    await startRotation(arn, token);
+    const run = step(arn, token);
+    await run('createSecret');
+    await run('setSecret');
+    const pending = await secretValue(arn, 'AWSPENDING');
+    expect(await mariadb.canLogin(pending.username as string, pending.password as string)).toBe(true);
+    const query = await mariadb.grantReadableTable(username);
+    expect(await mariadb.canRead(pending.username as string, pending.password as string, query)).toBe(false);
+
+    const outcome = await run('setSecret');
+
+    expect(outcome).toMatchObject({ outcome: 'done' });
+    expect(await mariadb.canRead(pending.username as string, pending.password as string, query)).toBe(true);
+    expect(await mysqlGrantsOf(`${username}_clone`)).toEqual(await mysqlGrantsOf(username));
   });
 });
