@@ -164,6 +164,15 @@ async function pgPrivilegesOf(user: string): Promise<string[]> {
   }
 }
 
+async function pgRoleExists(role: string): Promise<boolean> {
+  const admin = await pgAdmin();
+  try {
+    return (await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount === 1;
+  } finally {
+    await admin.end();
+  }
+}
+
 async function alternatingWithOwnMaster(engine: Provisioned) {
   const { host, port } = engine.server();
   const master = await engine.createMaster();
@@ -328,5 +337,49 @@ describe('mariadb alternating users: a repeated setSecret', () => {
     expect(outcome).toMatchObject({ outcome: 'done' });
     expect(await mariadb.canRead(pending.username as string, pending.password as string, query)).toBe(true);
     expect(await mysqlGrantsOf(`${username}_clone`)).toEqual(await mysqlGrantsOf(username));
+  });
+});
+
+describe('postgres alternating users: a membership the master cannot grant', () => {
+  it('fails setSecret on every attempt, names the grant, and leaves no clone behind (one transaction)', async () => {
+    const { host, port } = postgres.server();
+    const masterPassword = randomPassword();
+    const masterName = uniqueName('master');
+    const password = randomPassword();
+    const username = await postgres.createUser(password);
+    const admin = await pgAdmin();
+    try {
+      // CREATEROLE may create roles, but not grant membership in a superuser role.
+      await admin.query(
+        `CREATE ROLE ${masterName} LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(masterPassword)}`,
+      );
+      await admin.query(`ALTER ROLE ${pg.escapeIdentifier(username)} SUPERUSER`);
+    } finally {
+      await admin.end();
+    }
+    const masterarn = await createSecret({
+      engine: 'postgres',
+      host,
+      port,
+      username: masterName,
+      password: masterPassword,
+    });
+    const arn = await createSecret({ engine: 'postgres', host, port, username, password, masterarn });
+    const token = randomUUID();
+    await startRotation(arn, token);
+    const run = step(arn, token);
+    await run('createSecret');
+
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const error = (await run('setSecret').catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect(error.message).toMatch(
+        new RegExp(`Cannot grant to "${username}_clone": GRANT "${username}" TO "${username}_clone": `),
+      );
+      expect(await pgRoleExists(`${username}_clone`)).toBe(false);
+    }
+
+    expect(await secretValue(arn)).toMatchObject({ username, password });
+    expect(await postgres.canLogin(username, password)).toBe(true);
   });
 });
