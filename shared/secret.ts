@@ -16,6 +16,8 @@ export interface DatabaseSecret {
   dbname?: string;
   ssl?: boolean | string;
   masterarn?: string;
+  /** PostgreSQL alternating users: the NOLOGIN role both users belong to and create objects as. */
+  ownerRole?: string;
   [key: string]: unknown;
 }
 
@@ -37,6 +39,7 @@ const databaseSecretSchema = z.looseObject({
   dbname: z.string({ error: 'must be a string' }).optional(),
   ssl: z.union([z.boolean(), z.string()], { error: 'must be true, false or absent' }).optional(),
   masterarn: nonEmpty.optional(),
+  ownerRole: nonEmpty.optional(),
 });
 
 /** A master secret may be RDS-managed: only username and password, the rest from the RDS API. */

@@ -57,6 +57,8 @@ export interface AlternateUserPlan {
   password: string;
   /** True: `pending` does not exist and is created; false: it exists and is updated. */
   create: boolean;
+  /** PostgreSQL: the NOLOGIN role both users belong to and create objects as (the secret's `ownerRole`). */
+  ownerRole?: string;
   /** Called before each statement (a test seam to interrupt provisioning); absent in production. */
   beforeStatement?: (statement: ProvisionStatement) => Promise<void>;
 }

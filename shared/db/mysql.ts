@@ -1,5 +1,5 @@
 import type mysql from 'mysql2/promise';
-import { AuthenticationError, DatabaseError } from '../errors';
+import { AuthenticationError, DatabaseError, SecretFormatError } from '../errors';
 import { registerSecret, scrubString } from '../log';
 import {
   type AccountRef,
@@ -11,6 +11,7 @@ import {
   type RotationAdapter,
 } from './adapter';
 import { classify, connectMysql } from './connect';
+import { copyAccountShape, type MysqlRunner, pendingPasswordStatement } from './mysql-clone';
 import {
   accountName,
   assertUsernameFits,
@@ -21,7 +22,6 @@ import {
   quoteString,
   rewriteGrant,
   setOwnPasswordStatement,
-  setPasswordAndUnlockStatement,
   storedPasswordMatches,
 } from './mysql-dialect';
 import { mysqlNativePasswordHash } from './password-hash';
@@ -92,6 +92,11 @@ class MysqlSession implements DatabaseSession {
   }
 
   async provisionAlternateUser(plan: AlternateUserPlan): Promise<void> {
+    if (plan.ownerRole) {
+      throw new SecretFormatError(
+        'ownerRole is for PostgreSQL secrets only; MySQL-family objects have no owner',
+      );
+    }
     const current: MysqlAccount = { name: plan.current.name, host: plan.current.host ?? '%' };
     // The pending account lives on the same host pattern as the one it alternates with.
     const pending: MysqlAccount = { name: plan.pending, host: current.host };
@@ -113,11 +118,17 @@ class MysqlSession implements DatabaseSession {
         );
       }
     }
-    // Copy everything else about the original here, before the password is set.
+    // What SHOW GRANTS leaves out: roles it cannot revoke, MySQL 8 default roles and plugin.
+    let copies = 0;
+    const run: MysqlRunner = async (sql) => {
+      if (!/^\s*SELECT\b/i.test(sql)) await before({ kind: 'copy', index: copies++ });
+      return (await this.run(sql)) as Record<string, unknown>[];
+    };
+    const { plugin } = await copyAccountShape(run, this.server, current, pending);
     // Last: until this statement the pending password does not log in (a new account is
     // locked; an existing one still has its previous password).
     await before({ kind: 'password', index: 0 });
-    await this.run(setPasswordAndUnlockStatement(this.server, pending, plan.password), plan.password);
+    await this.run(pendingPasswordStatement(this.server, pending, plan.password, plugin), plan.password);
   }
 
   /** `SHOW GRANTS FOR from`, every line moved to `to` before anything is changed. */

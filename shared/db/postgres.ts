@@ -12,6 +12,7 @@ import {
 } from './adapter';
 import { classify, connectPostgres } from './connect';
 import { postgresMd5Verifier, scramSha256Verifier } from './password-hash';
+import { copyRoleShape, type PostgresRunner, prepareOwnerRole } from './postgres-clone';
 
 /** PostgreSQL truncates identifiers to 63 bytes: a longer role name would silently name another role. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -25,8 +26,9 @@ export const postgresAdapter: RotationAdapter = {
     const target = connectionTarget(login, 'postgres');
     const client = await connectPostgres(target, {}, options);
     try {
+      // session_user: the login, even when its sessions start as another role (ownerRole).
       const { rows } = await client.query(
-        "SELECT current_setting('server_version_num')::int AS version, current_user AS account",
+        "SELECT current_setting('server_version_num')::int AS version, session_user AS account",
       );
       const row = rows[0] as { version: number; account: string };
       return new PostgresSession(client, row.version, row.account, login, options.purpose);
@@ -64,6 +66,8 @@ class PostgresSession implements DatabaseSession {
 
   async setOwnPassword(password: string): Promise<void> {
     const verifier = postgresVerifier(this.serverVersion, password, this.self);
+    // A role may change only its own password: back from a role its sessions start as (ALTER ROLE ... SET role).
+    await this.run('SET ROLE NONE');
     await this.run(`ALTER ROLE ${pg.escapeIdentifier(this.self)} PASSWORD ${pg.escapeLiteral(verifier)}`, [
       password,
       verifier,
@@ -95,9 +99,20 @@ class PostgresSession implements DatabaseSession {
     const before = plan.beforeStatement ?? (async () => {});
     const verifier = postgresVerifier(this.serverVersion, plan.password, plan.pending);
     const role = pg.escapeIdentifier(plan.pending);
+    // Statements that change something are announced as `copy`; the readers' SELECTs are not.
+    let copies = 0;
+    const run: PostgresRunner = async (sql) => {
+      if (!/^\s*SELECT\b/i.test(sql)) await before({ kind: 'copy', index: copies++ });
+      return (await this.run(sql)) as Record<string, unknown>[];
+    };
+    const names = { original: plan.original, pending: plan.pending };
     // One transaction: nothing of it, least of all the login, is visible before COMMIT.
     await this.run('BEGIN');
     try {
+      // First: a refused owner role fails before anything else is attempted.
+      if (plan.ownerRole) {
+        await prepareOwnerRole(run, this.serverVersion, { ...names, ownerRole: plan.ownerRole });
+      }
       if (plan.create) {
         await before({ kind: 'create', index: 0 });
         await this.run(`CREATE ROLE ${role} NOLOGIN`);
@@ -112,7 +127,8 @@ class PostgresSession implements DatabaseSession {
           });
         });
       }
-      // Copy everything else about the original here, before the password is set.
+      // Everything else about the original (attributes, memberships, settings), before the password.
+      await copyRoleShape(run, this.serverVersion, names);
       await before({ kind: 'password', index: 0 });
       await this.run(`ALTER ROLE ${role} WITH LOGIN PASSWORD ${pg.escapeLiteral(verifier)}`, [
         plan.password,

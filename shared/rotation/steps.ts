@@ -263,6 +263,7 @@ class StepContext {
           pending: pending.username,
           password: pending.password,
           create,
+          ...(current.ownerRole ? { ownerRole: current.ownerRole } : {}),
           ...(hook ? { beforeStatement: hook } : {}),
         });
       },
