@@ -72,6 +72,9 @@ export async function resolveMasterLogin(options: {
   };
   const dbname = master.dbname ?? current.dbname;
   if (dbname) login.dbname = dbname;
+  // Same host as the rotated secret (checked above), so the same certificate name.
+  const tlsServerName = master.tlsServerName ?? current.tlsServerName;
+  if (tlsServerName) login.tlsServerName = tlsServerName;
   return login;
 }
 
