@@ -224,6 +224,8 @@ function identityMismatch(error: unknown, target: ConnectionTarget): string | un
     ...(typeof e.cert.subject?.CN === 'string' ? [`CN ${e.cert.subject.CN}`] : []),
   ].join(', ');
   const expected = target.tlsServerName ? `tlsServerName ${e.host}` : `host ${e.host}`;
+  // The error stays the cause; without the certificate (kilobytes of raw bytes) that every log line would carry.
+  delete e.cert;
   // The names come from whoever answered: keep them short in a log line.
   return `TLS certificate does not match ${expected}: it names ${names.slice(0, 400)}`;
 }

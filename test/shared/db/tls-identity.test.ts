@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConnectionTarget, connectMysql, connectPostgres } from '../../../shared/db/connect';
 import { resetTrustedCertificates } from '../../../shared/db/tls';
-import { AuthenticationError, DatabaseError } from '../../../shared/errors';
+import { AuthenticationError, DatabaseError, SecretFormatError } from '../../../shared/errors';
+import { CredentialSource } from '../../../shared/export/credentials';
 import { createLogger } from '../../../shared/log';
-import { randomPassword, uniqueName } from '../../stack/fixtures';
+import { createSecret, randomPassword, secretsManager, uniqueName } from '../../stack/fixtures';
 import { startTlsServers, type TlsEngine, type TlsServers } from '../../stack/tls-servers';
 import { captureOutput } from '../../support/capture';
 
@@ -174,4 +175,32 @@ describe('tlsServerName: the certificate names only db.internal.example', () => 
       expect(log).not.toContain('plaintext');
     },
   );
+
+  it.each([
+    ['mariadb', 'mysql'],
+    ['postgres', 'postgres'],
+  ] as const)('%s: the exporter takes tlsServerName from the cluster secret', async (engine, family) => {
+    const { user, password } = users[engine];
+    const secret = {
+      engine,
+      host: '127.0.0.1',
+      port: servers[engine].port,
+      username: user,
+      password,
+      ssl: 'true',
+    };
+    const named = await createSecret({ ...secret, tlsServerName: 'db.internal.example' });
+    const malformed = await createSecret({ ...secret, tlsServerName: '127.0.0.1' });
+    const source = new CredentialSource(secretsManager());
+    const logger = createLogger('test');
+
+    const cipher = await source.open({ secretId: named }, family, (t) => cipherOf(engine, t), logger);
+    const error = await source
+      .open({ secretId: malformed }, family, (t) => cipherOf(engine, t), logger)
+      .catch((e: unknown) => e);
+
+    expect(cipher).not.toBe('');
+    expect(error).toBeInstanceOf(SecretFormatError);
+    expect((error as Error).message).toContain('tlsServerName must be a DNS name');
+  });
 });
