@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConnectionTarget, connectMysql, connectPostgres } from '../../../shared/db/connect';
 import { resetTrustedCertificates } from '../../../shared/db/tls';
 import { AuthenticationError, DatabaseError, SecretFormatError } from '../../../shared/errors';
+import { exportConfigSchema, resolveConfig } from '../../../shared/export/config';
 import { CredentialSource } from '../../../shared/export/credentials';
 import { createLogger } from '../../../shared/log';
 import { createSecret, randomPassword, secretsManager, uniqueName } from '../../stack/fixtures';
@@ -203,4 +204,41 @@ describe('tlsServerName: the certificate names only db.internal.example', () => 
     expect(error).toBeInstanceOf(SecretFormatError);
     expect((error as Error).message).toContain('tlsServerName must be a DNS name');
   });
+
+  it.each([
+    ['mariadb', 'mysql'],
+    ['postgres', 'postgres'],
+  ] as const)(
+    '%s: the exporter takes clusters/<c>/tls-server-name with host parameters',
+    async (engine, family) => {
+      const { user, password } = users[engine];
+      const cluster = {
+        engine,
+        host: '127.0.0.1',
+        port: String(servers[engine].port),
+        user,
+        password,
+        ssl: 'true',
+      };
+      const credentialsWith = (extra: Record<string, string>) =>
+        resolveConfig(
+          exportConfigSchema.parse({
+            global: { destination: 'file:///tmp/x' },
+            clusters: { c: { ...cluster, ...extra } },
+          }),
+        ).clusters.get('c')?.credentials as Parameters<CredentialSource['open']>[0];
+      const source = new CredentialSource(secretsManager());
+      const open = (extra: Record<string, string>) =>
+        source.open(credentialsWith(extra), family, (t) => cipherOf(engine, t), createLogger('test'));
+
+      expect(await open({ 'tls-server-name': 'db.internal.example' })).not.toBe('');
+      await expect(open({})).rejects.toThrow(/does not match host 127\.0\.0\.1/);
+      expect(
+        exportConfigSchema.safeParse({
+          global: {},
+          clusters: { c: { ...cluster, 'tls-server-name': '10.0.0.1' } },
+        }).error?.message,
+      ).toContain('must be a DNS name');
+    },
+  );
 });
