@@ -54,7 +54,12 @@ async function userSecret(engine: TlsEngine, host: string, extra: Record<string,
   return { arn, username, password };
 }
 
-async function alternatingUserSecret(engine: TlsEngine, host: string, extra: Record<string, unknown> = {}) {
+/** A master secret (the server's admin, `ssl: true` unless `master` says otherwise) and a user secret naming it. */
+async function alternatingUserSecret(
+  engine: TlsEngine,
+  host: string,
+  extra: { master?: Record<string, unknown>; user?: Record<string, unknown> } = {},
+) {
   const { port, adminUser, adminPassword } = servers[engine];
   const masterarn = await createSecret({
     engine,
@@ -63,9 +68,9 @@ async function alternatingUserSecret(engine: TlsEngine, host: string, extra: Rec
     username: adminUser,
     password: adminPassword,
     ssl: true,
-    ...extra,
+    ...extra.master,
   });
-  return { ...(await userSecret(engine, host, { masterarn, ...extra })), adminPassword };
+  return { ...(await userSecret(engine, host, { masterarn, ...extra.user })), adminPassword };
 }
 
 /** Every message along an error's cause chain. */
@@ -126,12 +131,35 @@ describe('the server presents a certificate from the trusted CA for db.other.exa
     expect(await canLogin(engine, `${username}_clone`, password)).toBe(false);
     expect(await userExists(engine, `${username}_clone`)).toBe(false);
   });
+
+  it.each(ENGINES)(
+    "%s, alternating users: the rotated secret's ssl false does not send the master's password in plaintext",
+    async (engine) => {
+      // JSON drops the undefined: the master secret has no ssl key.
+      const { arn, username, password, adminPassword } = await alternatingUserSecret(engine, '127.0.0.1', {
+        master: { ssl: undefined },
+        user: { ssl: false },
+      });
+
+      const output = captureOutput();
+      const error = await rotate(arn).catch((e: unknown) => e);
+      output.stop();
+
+      // The user logged in without TLS, as its secret says; the master tried verified TLS and stopped.
+      expect(causeOfType(error, DatabaseError)?.message).toMatch(
+        /@127\.0\.0\.1:\d+ \(setSecret: master\): .*DNS:db\.other\.example/,
+      );
+      expect(output.text()).not.toContain(adminPassword);
+      expect((await secretValue(arn)).password).toBe(password);
+      expect(await userExists(engine, `${username}_clone`)).toBe(false);
+    },
+  );
 });
 
 describe('the server presents a certificate that names it', () => {
   beforeAll(() => servers.present('local'));
 
-  it.each(ENGINES.flatMap((engine) => HOSTS.map((host) => ({ engine, host }))))(
+  it.each(ENGINES.map((engine) => ({ engine, host: '127.0.0.1' })))(
     '$engine at $host, single user: rotates over verified TLS',
     async ({ engine, host }) => {
       const { arn, username, password } = await userSecret(engine, host);
@@ -164,19 +192,32 @@ describe('tlsServerName: the certificate names only db.internal.example, the sec
   });
 
   it.each(ENGINES)(
-    '%s, alternating users: the master logs in with the same tlsServerName',
+    "%s, alternating users: the rotated secret's tlsServerName does not apply to the master",
     async (engine) => {
-      const { arn, username } = await alternatingUserSecret(engine, '127.0.0.1', {
-        tlsServerName: 'db.internal.example',
+      const { arn, username, password } = await alternatingUserSecret(engine, '127.0.0.1', {
+        user: { tlsServerName: 'db.internal.example' },
       });
 
-      await rotate(arn);
+      const error = await rotate(arn).catch((e: unknown) => e);
 
-      const current = await secretValue(arn);
-      expect(current.username).toBe(`${username}_clone`);
-      expect(await canLogin(engine, `${username}_clone`, current.password as string)).toBe(true);
+      expect(causeOfType(error, DatabaseError)?.message).toMatch(
+        /\(setSecret: master\): TLS certificate does not match host 127\.0\.0\.1: it names subjectAltName DNS:db\.internal\.example/,
+      );
+      expect((await secretValue(arn)).password).toBe(password);
+      expect(await userExists(engine, `${username}_clone`)).toBe(false);
     },
   );
+
+  it.each(ENGINES)('%s, alternating users: the master logs in with its own tlsServerName', async (engine) => {
+    const name = { tlsServerName: 'db.internal.example' };
+    const { arn, username } = await alternatingUserSecret(engine, '127.0.0.1', { master: name, user: name });
+
+    await rotate(arn);
+
+    const current = await secretValue(arn);
+    expect(current.username).toBe(`${username}_clone`);
+    expect(await canLogin(engine, `${username}_clone`, current.password as string)).toBe(true);
+  });
 });
 
 async function userExists(engine: TlsEngine, user: string): Promise<boolean> {
