@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isTlsServerName } from '../../../shared/db/tls';
 import { SecretFormatError } from '../../../shared/errors';
+import { exportConfigSchema } from '../../../shared/export/config';
 import { parseDatabaseSecret, parseMasterSecret } from '../../../shared/secret';
 
 const base = { engine: 'mysql', host: 'db.example.com', username: 'app', password: 'Secret-value-1' };
@@ -47,5 +48,23 @@ describe('tlsServerName in a secret', () => {
     expect(
       ['127.0.0.1', '::ffff:127.0.0.1', '-db.example', `${'a'.repeat(64)}.example`].some(isTlsServerName),
     ).toBe(false);
+  });
+});
+
+describe('clusters/<c>/tls-server-name', () => {
+  const parse = (cluster: Record<string, string>) =>
+    exportConfigSchema.safeParse({ global: { destination: 'file:///tmp/x' }, clusters: { c: cluster } });
+  const byHost = { engine: 'mysql', host: '10.0.0.5', user: 'exporter', password: 'Pw-1', ssl: 'true' };
+
+  it('goes with host parameters, as a DNS name', () => {
+    expect(parse({ ...byHost, 'tls-server-name': 'db.internal.example' }).success).toBe(true);
+    expect(parse({ ...byHost, 'tls-server-name': '10.0.0.5' }).error?.message).toContain(
+      'must be a DNS name',
+    );
+  });
+
+  it('is refused with secret-id, whose secret carries tlsServerName itself', () => {
+    const result = parse({ engine: 'mysql', 'secret-id': 's1', 'tls-server-name': 'db.internal.example' });
+    expect(result.error?.message).toContain("with secret-id, set the secret's tlsServerName");
   });
 });
