@@ -10,6 +10,8 @@ export interface DatabaseLogin {
   password: string;
   dbname?: string;
   tls: TlsMode;
+  /** The name the certificate must carry when `host` is an alias (the secret's `tlsServerName`). */
+  tlsServerName?: string;
 }
 
 /** Where and as whom a login connects; `database` when the login names none. */
@@ -21,6 +23,7 @@ export function connectionTarget(login: DatabaseLogin, database = login.dbname):
     password: login.password,
     database: login.dbname ?? database,
     tls: login.tls,
+    ...(login.tlsServerName ? { tlsServerName: login.tlsServerName } : {}),
   };
 }
 

@@ -482,6 +482,7 @@ function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogi
     tls: tlsModeFrom(secret.ssl),
   };
   if (secret.dbname) login.dbname = secret.dbname;
+  if (secret.tlsServerName) login.tlsServerName = secret.tlsServerName;
   return login;
 }
 

@@ -38,11 +38,21 @@ export function findMariadbBinary(names: string[]): string {
   );
 }
 
+/** PEM files a server presents for TLS; a server given none offers no TLS. */
+export interface ServerTlsFiles {
+  cert: string;
+  key: string;
+}
+
 /**
  * Starts a MariaDB (or MySQL) instance of the tests' own: its own datadir, the
- * general log in a table, no anonymous users, no name resolution.
+ * general log in a table, no anonymous users, no name resolution; TLS only when
+ * `options.ssl` names a certificate (`FLUSH SSL` re-reads the files).
  */
-export async function startMariadb(adminPassword: string): Promise<MariadbHandle> {
+export async function startMariadb(
+  adminPassword: string,
+  options: { ssl?: ServerTlsFiles } = {},
+): Promise<MariadbHandle> {
   const server = findMariadbBinary(['mariadbd', 'mysqld']);
   const installDb = findMariadbBinary(['mariadb-install-db', 'mysql_install_db']);
   const dir = tempDirFor('mysql', 'mariadb-stack-');
@@ -75,6 +85,7 @@ export async function startMariadb(adminPassword: string): Promise<MariadbHandle
       '--innodb-buffer-pool-size=64M',
       '--innodb-flush-log-at-trx-commit=0',
       '--max-connections=300',
+      ...(options.ssl ? [`--ssl-cert=${options.ssl.cert}`, `--ssl-key=${options.ssl.key}`] : []),
       `--log-error=${join(dir, 'error.log')}`,
     ],
     log,

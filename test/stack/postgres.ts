@@ -3,6 +3,7 @@ import { existsSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:f
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import type { ServerTlsFiles } from './mariadb';
 import {
   asUser,
   execFileAsync,
@@ -87,9 +88,14 @@ const SERVER_SETTINGS = {
 /**
  * Starts a PostgreSQL instance of the tests' own: scram-sha-256 for every
  * connection (wrong passwords are refused, unlike the machine's trust setup),
- * every statement logged to files the tests can read.
+ * every statement logged to files the tests can read. TLS only when
+ * `options.ssl` names a certificate (`SELECT pg_reload_conf()` re-reads the files;
+ * the key must belong to the postgres user with mode 0600).
  */
-export async function startPostgres(adminPassword: string): Promise<PostgresHandle> {
+export async function startPostgres(
+  adminPassword: string,
+  options: { ssl?: ServerTlsFiles } = {},
+): Promise<PostgresHandle> {
   const bin = findPostgresBinDir();
   if (!bin) {
     throw new Error(
@@ -113,7 +119,10 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
       '--no-sync',
     ]),
   );
-  const settings = { ...SERVER_SETTINGS, port: String(port), unix_socket_directories: `'${dir}'` };
+  const ssl = options.ssl
+    ? { ssl: 'on', ssl_cert_file: `'${options.ssl.cert}'`, ssl_key_file: `'${options.ssl.key}'` }
+    : {};
+  const settings = { ...SERVER_SETTINGS, ...ssl, port: String(port), unix_socket_directories: `'${dir}'` };
   const conf = Object.entries(settings)
     .map(([k, v]) => `${k} = ${v}`)
     .join('\n');

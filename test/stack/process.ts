@@ -40,6 +40,13 @@ export function tempDirFor(user: string, prefix: string): string {
   return dir;
 }
 
+/** Hands a file to an OS user when we are root (PostgreSQL wants its TLS key owned by itself, mode 0600). */
+export function ownBy(user: string, path: string): void {
+  if (!isRoot) return;
+  const { uid, gid } = osUser(user);
+  chownSync(path, uid, gid);
+}
+
 function osUser(name: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
