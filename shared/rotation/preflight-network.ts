@@ -117,20 +117,35 @@ async function startMysqlTls(reader: SocketReader): Promise<boolean> {
   return true;
 }
 
+/** OpenSSL's verification codes that operators meet, in words. */
+const CHAIN_ERRORS: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in the chain',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'issuer is not among the trusted CAs',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'issuer is not among the trusted CAs',
+  UNABLE_TO_GET_ISSUER_CERT: 'issuer is not among the trusted CAs',
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+};
+
 function handshake(socket: Socket, serverName: string): Promise<TlsProbeResult> {
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({
       socket,
       ca: trustedCertificates(),
-      // Verified below, so that the probe can say what is wrong rather than only fail.
+      // Chain and name are judged below, apart, so that the probe can say which one is wrong.
       rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
       ...(isIP(serverName) ? {} : { servername: serverName }),
     });
     secure.once('error', reject);
     secure.once('secureConnect', () => {
       const peer = secure.getPeerCertificate();
       const result: TlsProbeResult = { offered: true };
-      if (!secure.authorized) result.chainError = String(secure.authorizationError ?? 'not trusted');
+      if (!secure.authorized) {
+        const code = String(secure.authorizationError ?? 'UNKNOWN');
+        result.chainError = CHAIN_ERRORS[code] ? `${CHAIN_ERRORS[code]} (${code})` : code;
+      }
       const identity = checkServerIdentity(serverName, peer as PeerCertificate);
       if (identity) result.identityError = identity.message;
       if (peer?.valid_to) result.validTo = new Date(peer.valid_to);
