@@ -19,7 +19,7 @@ async function preflightCli(...args: string[]): Promise<{ code: number; stdout: 
   }
 }
 
-describe('npm run preflight', () => {
+describe('npm run preflight', { timeout: 180_000 }, () => {
   it('prints one line per check and exits 0 for a rotatable secret', async () => {
     const { arn, password } = await singleUserSecret(mariadbUnderTest);
 

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectMysqlServer } from '../../../shared/db/mysql-dialect';
-import { sameFunction } from '../../../shared/rotation/preflight';
+import { isActionEvent, parsePreflightRequest, sameFunction } from '../../../shared/rotation/preflight';
 import {
   covers,
   mariadbPasswordRules,
@@ -194,5 +196,16 @@ describe('sameFunction', () => {
     expect(sameFunction(arn, 'arn:aws:lambda:us-east-1:111122223333:function:other')).toBe(false);
     expect(sameFunction(arn, 'rotate')).toBe(true);
     expect(sameFunction(arn, 'other')).toBe(false);
+  });
+});
+
+describe('the sample event', () => {
+  it('events/rotate/preflight.json is a preflight request', () => {
+    const event = JSON.parse(
+      readFileSync(join(import.meta.dirname, '../../../events/rotate/preflight.json'), 'utf8'),
+    );
+
+    expect(isActionEvent(event)).toBe(true);
+    expect(parsePreflightRequest(event)).toEqual(event);
   });
 });
