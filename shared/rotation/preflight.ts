@@ -45,11 +45,13 @@ export interface PreflightDeps {
   /** This rotation function's ARN (Lambda context) or name: the secret must be rotated by it. */
   functionArn?: string | undefined;
   functionName?: string | undefined;
-  /** Engine-family probes; the defaults talk to MySQL-family and PostgreSQL servers. */
-  engines?: Readonly<Record<RotationAdapter['family'], PreflightEngine>>;
 }
 
-const DEFAULT_ENGINES = { mysql: mysqlPreflight, postgres: postgresPreflight } as const;
+/** Engine-family probes, by the adapter's family. */
+const ENGINES: Readonly<Record<RotationAdapter['family'], PreflightEngine>> = {
+  mysql: mysqlPreflight,
+  postgres: postgresPreflight,
+};
 
 /** True for an event that asks for an action rather than a rotation step. */
 export function isActionEvent(event: unknown): boolean {
@@ -145,7 +147,7 @@ class Preflight {
         this.add(notRun(name, 'tcp'));
       return this.report();
     }
-    const engine = (this.deps.engines ?? DEFAULT_ENGINES)[adapter.family];
+    const engine = ENGINES[adapter.family];
     const session = await this.login(engine, loginOf(value, adapter), 'login', 'AWSCURRENT');
     if (!session) {
       this.add(notRun(alternating ? 'master-privileges' : 'password-change', 'login'));
