@@ -142,9 +142,10 @@ class Preflight {
     const alternating = Boolean(value.masterarn);
     const masterLogin = alternating ? await this.masterSecretCheck(value, adapter) : undefined;
 
-    if (!(await this.networkChecks(value, adapter))) {
+    const unreachable = await this.networkChecks(value, adapter);
+    if (unreachable) {
       for (const name of ['login', alternating ? 'master-login' : 'password-change'])
-        this.add(notRun(name, 'tcp'));
+        this.add(notRun(name, unreachable));
       return this.report();
     }
     const engine = ENGINES[adapter.family];
@@ -154,9 +155,9 @@ class Preflight {
       return this.report();
     }
     try {
-      if (!alternating) this.add(await session.ownPassword());
+      if (!alternating) this.add(await guarded('password-change', () => session.ownPassword()));
       if (policy) {
-        const rules = await session.passwordRules(policy);
+        const rules = await guarded('server-password-rules', () => session.passwordRules(policy));
         if (rules) this.add(rules);
       }
       if (alternating) await this.masterChecks(engine, session, value, masterLogin);
@@ -332,8 +333,11 @@ class Preflight {
     }
   }
 
-  /** DNS, TCP and TLS; false when the server cannot be reached at all. */
-  private async networkChecks(value: DatabaseSecret, adapter: RotationAdapter): Promise<boolean> {
+  /** DNS, TCP and TLS; the name of the check that failed when the server cannot be reached at all. */
+  private async networkChecks(
+    value: DatabaseSecret,
+    adapter: RotationAdapter,
+  ): Promise<'dns' | 'tcp' | undefined> {
     const port = value.port ?? adapter.defaultPort;
     try {
       const addresses = await resolveHost(value.host);
@@ -348,7 +352,7 @@ class Preflight {
       );
       this.add(notRun('tcp', 'dns'));
       this.add(notRun('tls', 'dns'));
-      return false;
+      return 'dns';
     }
     try {
       await tcpProbe(value.host, port);
@@ -368,10 +372,10 @@ class Preflight {
         ),
       );
       this.add(notRun('tls', 'tcp'));
-      return false;
+      return 'tcp';
     }
     this.add(await this.tlsCheck(value, adapter, port));
-    return true;
+    return undefined;
   }
 
   private async tlsCheck(
@@ -497,7 +501,10 @@ class Preflight {
     }
     try {
       const original = originalUsername(value.username);
-      this.add(await master.alternation(session.account, alternateUsername(value.username), original));
+      const clone = alternateUsername(value.username);
+      this.add(
+        await guarded('master-privileges', () => master.alternation(session.account, clone, original)),
+      );
     } finally {
       await master.close();
     }
@@ -521,6 +528,23 @@ function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogi
   };
   if (secret.dbname) login.dbname = secret.dbname;
   return login;
+}
+
+/** A question the server refused to answer is a failed check, not a failed preflight. */
+async function guarded<T extends PreflightCheck | undefined>(
+  name: string,
+  ask: () => Promise<T>,
+): Promise<T | PreflightCheck> {
+  try {
+    return await ask();
+  } catch (error) {
+    const e = error as { sqlMessage?: string; message?: string };
+    return fail(
+      name,
+      `The server refused a read-only question: ${e.sqlMessage ?? e.message}`,
+      'Run preflight as a user that may read its own privileges, or check by hand',
+    );
+  }
 }
 
 function codeOf(error: unknown): string {

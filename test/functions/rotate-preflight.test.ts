@@ -8,6 +8,7 @@ import { EventError } from '../../shared/errors';
 import { PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../../shared/rotation/driver';
 import { RDS_INSTANCE_TAG } from '../../shared/rotation/master';
 import type { PreflightCheck, PreflightReport } from '../../shared/rotation/preflight';
+import { passwordPolicySource } from '../../shared/rotation/settings';
 import { clearVersionCache } from '../../shared/rotation/versions';
 import {
   ENGINES,
@@ -254,6 +255,52 @@ describe('preflight of the secret itself', () => {
       ),
       fix: expect.stringContaining(`--rotation-lambda-arn ${other}`),
     });
+  });
+
+  it('judges the password policy: warns about risky characters, fails one GetRandomPassword cannot meet', async () => {
+    const { arn, password } = await singleUserSecret(postgresUnderTest);
+    const policy = (env: Record<string, string>) => ({
+      deps: { passwordPolicy: passwordPolicySource({ env }) },
+    });
+
+    const risky = await preflight(arn, policy({ EXCLUDE_CHARACTERS: '' }));
+    const impossible = await preflight(arn, policy({ EXCLUDE_CHARACTERS: 'abcdefghijklmnopqrstuvwxyz' }));
+
+    expect(check(risky.report, 'password-policy')).toMatchObject({
+      status: 'warn',
+      fix: 'Add :/@"\'\\ to EXCLUDE_CHARACTERS unless every client escapes passwords',
+    });
+    expect(risky.report.rotatable).toBe(true);
+    expect(check(impossible.report, 'password-policy')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('removes every lowercase character'),
+    });
+    expect(failed(impossible.report)).toEqual(['password-policy']);
+    expectNoPassword(risky, password);
+  });
+
+  it('fails a host that does not resolve, and names it as the reason the rest did not run', async () => {
+    const password = randomPassword();
+    const arn = await createSecret({
+      engine: 'postgres',
+      host: 'db.no-such-host.invalid',
+      username: 'app',
+      password,
+    });
+
+    const result = await preflight(arn);
+
+    expect(check(result.report, 'dns')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/^db\.no-such-host\.invalid does not resolve: /),
+      fix: expect.stringMatching(/VPC DNS resolution/),
+    });
+    expect(check(result.report, 'login')).toMatchObject({
+      status: 'warn',
+      detail: 'Not checked: the check "dns" failed',
+    });
+    expect(failed(result.report)).toEqual(['dns']);
+    expectNoPassword(result, password);
   });
 
   it('rejects a malformed preflight event and changes nothing', async () => {
