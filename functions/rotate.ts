@@ -1,6 +1,12 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { rdsClient, secretsManagerClient } from '../shared/aws/clients';
 import { createLogger } from '../shared/log';
+import {
+  isActionEvent,
+  type PreflightReport,
+  type PreflightRequest,
+  runPreflight,
+} from '../shared/rotation/preflight';
 import { passwordPolicySource } from '../shared/rotation/settings';
 import { type RotationDeps, runRotationStep, type StepReport } from '../shared/rotation/steps';
 
@@ -8,10 +14,26 @@ import { type RotationDeps, runRotationStep, type StepReport } from '../shared/r
  * The rotation Lambda attached to database secrets: Secrets Manager invokes it
  * once per step (createSecret, setSecret, testSecret, finishSecret) for every
  * supported engine and both strategies. It returns what the step did; a failed
- * step throws, so that Secrets Manager retries the rotation.
+ * step throws, so that Secrets Manager retries the rotation. An operator's
+ * `{ "action": "preflight", "SecretId": ... }` checks a secret and changes nothing.
  */
-export function makeHandler(deps: RotationDeps) {
-  return (event: unknown): Promise<StepReport> => runRotationStep(event, deps);
+export function makeHandler(deps: RotationDeps): RotationHandler {
+  return ((event: unknown, context?: LambdaContext) =>
+    isActionEvent(event)
+      ? runPreflight(event, {
+          ...deps,
+          functionArn: context?.invokedFunctionArn,
+          functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+        })
+      : runRotationStep(event, deps)) as RotationHandler;
+}
+
+type LambdaContext = { invokedFunctionArn?: string };
+
+/** Typed by the event: a preflight request gets a report, anything else is a rotation step. */
+export interface RotationHandler {
+  (event: PreflightRequest, context?: LambdaContext): Promise<PreflightReport>;
+  (event: unknown, context?: LambdaContext): Promise<StepReport>;
 }
 
 /** Dependencies built once per container. */
