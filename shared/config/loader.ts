@@ -12,6 +12,8 @@ import { registerSecret } from '../log';
 /** SSM's prefix for parameters that stand for a Secrets Manager secret. */
 export const SECRETS_MANAGER_REFERENCE = '/aws/reference/secretsmanager/';
 const DEFAULT_TTL_SECONDS = 300;
+/** Subtrees read at once by one call. */
+const PARALLEL_READS = 4;
 
 /** One parameter as loaded: its value (a StringList already split) and whether it is secret. */
 export interface LoadedParameter {
@@ -101,7 +103,12 @@ export class ConfigLoader<S extends z.ZodType> {
 
   async #read(scopes: readonly string[] | undefined, force: boolean): Promise<z.infer<S>> {
     const paths = scopes === undefined ? [this.path] : [...new Set(scopes.map((s) => this.#scopePath(s)))];
-    const parts = await Promise.all(paths.map((path) => this.#load(path, force)));
+    // A few at a time: SSM's throughput is shared by the whole account and region.
+    const parts: LoadedParameter[][] = [];
+    for (let i = 0; i < paths.length; i += PARALLEL_READS) {
+      const batch = paths.slice(i, i + PARALLEL_READS);
+      parts.push(...(await Promise.all(batch.map((path) => this.#load(path, force)))));
+    }
     return this.#validate(paths.join('\u0000'), parts);
   }
 

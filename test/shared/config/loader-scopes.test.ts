@@ -98,6 +98,38 @@ describe('ConfigLoader with scopes', () => {
     await expect(loader.get(['clusters/c2'])).rejects.toThrow(`${path}/clusters/c2/port: must be an integer`);
   });
 
+  it('reads at most four subtrees at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const counted = new SSMClient({});
+    counted.middlewareStack.add(
+      (next) => async (args) => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        try {
+          return await next(args);
+        } finally {
+          inFlight -= 1;
+        }
+      },
+      { step: 'deserialize', name: 'countInFlight' },
+    );
+    const loader = new ConfigLoader({ path, schema, ssm: counted, ttlSeconds: 0 });
+    const scopes = [
+      'global',
+      'clusters/c1',
+      'clusters/c10',
+      ...Array.from({ length: 9 }, (_, i) => `clusters/x${i}`),
+    ];
+
+    const config = await loader.get(scopes);
+
+    expect(Object.keys(config.clusters ?? {}).sort()).toEqual(['c1', 'c10']);
+    // In parallel, but never more than four.
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(4);
+  });
+
   it('refuses a scope that is not a sub-path', async () => {
     const { ssm: recording, paths } = recordingSsm();
     const loader = new ConfigLoader({ path, schema, ssm: recording });
