@@ -72,30 +72,36 @@ const clusterSchema = z
     }
   });
 
-// Cross-checks between `global/enabled-clusters` and `clusters/` live in loadExportConfig: a run
-// reads only the subtrees it needs, so the tree validated here may hold no cluster at all.
-const configObject = z.object({
-  global: z.strictObject({
-    destination: z.string().regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
-      message: 'must be s3://bucket/prefix or file:///absolute/dir',
+const configObject = z
+  .object({
+    global: z.strictObject({
+      destination: z.string().regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
+        message: 'must be s3://bucket/prefix or file:///absolute/dir',
+      }),
+      'enabled-clusters': stringList.optional(),
+      'window-minutes': integerString(1, 1440)
+        .refine((m) => 1440 % m === 0, 'must divide 1440')
+        .optional(),
+      'initial-lookback-hours': integerString(0, 24 * 366).optional(),
+      'lag-seconds': integerString(0, 86400).optional(),
+      'kms-key-id': z.string().min(1).optional(),
+      'fan-out': z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' }).optional(),
     }),
-    'enabled-clusters': stringList
-      .superRefine((names, ctx) => {
-        // The names become SSM paths (clusters/<name>) and keys.
-        for (const name of names.filter((n) => !CLUSTER_NAME.test(n)))
-          ctx.addIssue({ code: 'custom', message: `"${name}" is not a valid cluster name` });
-      })
-      .optional(),
-    'window-minutes': integerString(1, 1440)
-      .refine((m) => 1440 % m === 0, 'must divide 1440')
-      .optional(),
-    'initial-lookback-hours': integerString(0, 24 * 366).optional(),
-    'lag-seconds': integerString(0, 86400).optional(),
-    'kms-key-id': z.string().min(1).optional(),
-    'fan-out': z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' }).optional(),
-  }),
-  clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
-});
+    clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
+  })
+  .superRefine((config, ctx) => {
+    // A run reads only the subtrees it needs, so clusters may be absent here: loadExportConfig checks that
+    // enabled clusters have parameters. Their names become SSM paths (clusters/<name>) and keys.
+    for (const name of config.global['enabled-clusters'] ?? []) {
+      if (!CLUSTER_NAME.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['global', 'enabled-clusters'],
+          message: `"${name}" is not a valid cluster name`,
+        });
+      }
+    }
+  });
 
 // Without any global parameter, still name the one that is required.
 export const exportConfigSchema = z.preprocess((tree) => ({ global: {}, ...(tree as object) }), configObject);
