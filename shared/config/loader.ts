@@ -12,6 +12,8 @@ import { registerSecret } from '../log';
 /** SSM's prefix for parameters that stand for a Secrets Manager secret. */
 export const SECRETS_MANAGER_REFERENCE = '/aws/reference/secretsmanager/';
 const DEFAULT_TTL_SECONDS = 300;
+/** Subtrees read at once by one call. */
+const PARALLEL_READS = 4;
 
 /** One parameter as loaded: its value (a StringList already split) and whether it is secret. */
 export interface LoadedParameter {
@@ -21,7 +23,7 @@ export interface LoadedParameter {
 }
 
 export interface ConfigLoaderOptions<S extends z.ZodType> {
-  /** The SSM path, e.g. `/log-export`; every parameter below it is loaded. */
+  /** The SSM path, e.g. `/log-export`; every parameter below it is loaded unless scopes are named. */
   path: string;
   /** Validates the tree built from the parameters' names relative to `path`. */
   schema: S;
@@ -49,7 +51,10 @@ export function clearConfigCache(): void {
 }
 
 /**
- * Loads every SSM parameter under a path into one typed, frozen object.
+ * Loads the SSM parameters under a path into one typed, frozen object: all of
+ * them, or only the subtrees a caller names (scopes, e.g. `['global',
+ * 'clusters/c1']`), each read and cached on its own so that a run pays only
+ * for what it uses.
  *
  * SecureString values are decrypted, StringList values split, and String values
  * that name `/aws/reference/secretsmanager/<id>` replaced by the secret's value.
@@ -79,22 +84,50 @@ export class ConfigLoader<S extends z.ZodType> {
     this.#now = options.now ?? Date.now;
   }
 
-  /** The validated configuration, from the cache while it is fresh. */
-  async get(): Promise<z.infer<S>> {
-    return this.#validate(await this.#load(false));
+  /**
+   * The validated configuration, from the cache while it is fresh. With `scopes`
+   * (sub-paths of `path`), only those subtrees are read and validated together;
+   * without, everything under `path`.
+   */
+  async get(scopes?: readonly string[]): Promise<z.infer<S>> {
+    return this.#read(scopes, false);
   }
 
-  /** Reads SSM again now (for example after a database refused cached credentials). */
-  async refresh(): Promise<z.infer<S>> {
-    return this.#validate(await this.#load(true));
+  /**
+   * Reads SSM again now (for example after a database refused cached credentials):
+   * the named scopes, or without them everything under `path`.
+   */
+  async refresh(scopes?: readonly string[]): Promise<z.infer<S>> {
+    return this.#read(scopes, true);
   }
 
-  #load(force: boolean): Promise<LoadedParameter[]> {
-    const key = `${this.path}\u0000decrypt=${this.#decrypt}`;
+  async #read(scopes: readonly string[] | undefined, force: boolean): Promise<z.infer<S>> {
+    const paths = scopes === undefined ? [this.path] : [...new Set(scopes.map((s) => this.#scopePath(s)))];
+    // A few at a time: SSM's throughput is shared by the whole account and region.
+    const parts: LoadedParameter[][] = [];
+    for (let i = 0; i < paths.length; i += PARALLEL_READS) {
+      const batch = paths.slice(i, i + PARALLEL_READS);
+      parts.push(...(await Promise.all(batch.map((path) => this.#load(path, force)))));
+    }
+    return this.#validate(paths.join('\u0000'), parts);
+  }
+
+  #scopePath(scope: string): string {
+    const segments = scope.split('/').filter(Boolean);
+    if (segments.length === 0 || segments.some((s) => s === '.' || s === '..')) {
+      throw new ConfigError('Invalid configuration scope', [
+        { parameter: `${this.path}/${scope}`, problem: 'must name a sub-path' },
+      ]);
+    }
+    return `${this.path}/${segments.join('/')}`;
+  }
+
+  #load(path: string, force: boolean): Promise<LoadedParameter[]> {
+    const key = `${path}\u0000decrypt=${this.#decrypt}`;
     const entry = cache.get(key);
     if (!force && entry && entry.expiresAt > this.#now()) return entry.parameters;
     // Concurrent callers share this one promise; a failed read is not cached.
-    const parameters = loadParameters(this.#ssm, this.path, this.#decrypt);
+    const parameters = loadParameters(this.#ssm, path, this.#decrypt);
     cache.set(key, { expiresAt: this.#now() + this.#ttlMs, parameters });
     parameters.catch(() => {
       if (cache.get(key)?.parameters === parameters) cache.delete(key);
@@ -102,11 +135,14 @@ export class ConfigLoader<S extends z.ZodType> {
     return parameters;
   }
 
-  // Warm invocations within the TTL get the same parameters back: validate them once.
-  #validated?: { parameters: LoadedParameter[]; config: z.infer<S> };
+  // Warm invocations within the TTL get the same parameters back: validate them once per set of subtrees.
+  readonly #validated = new Map<string, { parts: LoadedParameter[][]; config: z.infer<S> }>();
 
-  #validate(parameters: LoadedParameter[]): z.infer<S> {
-    if (this.#validated?.parameters === parameters) return this.#validated.config;
+  #validate(paths: string, parts: LoadedParameter[][]): z.infer<S> {
+    const memo = this.#validated.get(paths);
+    if (memo?.parts.every((p, i) => p === parts[i])) return memo.config;
+    // Nested scopes ('clusters' and 'clusters/c1') read some parameters twice: keep one of each.
+    const parameters = [...new Map(parts.flat().map((p) => [p.name, p])).values()];
     const { tree, problems } = buildTree(this.path, parameters);
     const result = this.#schema.safeParse(tree);
     if (!result.success) {
@@ -121,7 +157,7 @@ export class ConfigLoader<S extends z.ZodType> {
       throw new ConfigError(`Invalid configuration under ${this.path}`, problems);
     }
     const config = deepFreeze(result.data);
-    this.#validated = { parameters, config };
+    this.#validated.set(paths, { parts, config });
     return config;
   }
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConfigLoader, integerString, stringList } from '../config';
 import type { ConnectionTarget } from '../db/connect';
 import { isTlsServerName, TLS_SERVER_NAME_PROBLEM } from '../db/tls';
+import { ConfigError, EventError } from '../errors';
 import {
   CATALOG,
   COLUMN_NAME,
@@ -14,6 +15,7 @@ import {
   standardTables,
   type TableDefinition,
 } from './catalog';
+import type { ExportRequest } from './event';
 
 /** Cluster names appear in object keys and DynamoDB keys. */
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -97,12 +99,14 @@ const configObject = z
     clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
   })
   .superRefine((config, ctx) => {
+    // A run reads only the subtrees it needs, so clusters may be absent here: loadExportConfig checks that
+    // enabled clusters have parameters. Their names become SSM paths (clusters/<name>) and keys.
     for (const name of config.global['enabled-clusters'] ?? []) {
-      if (!config.clusters?.[name]) {
+      if (!CLUSTER_NAME.test(name)) {
         ctx.addIssue({
           code: 'custom',
           path: ['global', 'enabled-clusters'],
-          message: `names cluster "${name}", which has no clusters/${name}/ parameters`,
+          message: `"${name}" is not a valid cluster name`,
         });
       }
     }
@@ -196,3 +200,83 @@ export function exportConfigLoader(path = process.env.CONFIG_PATH ?? '/log-expor
 }
 
 export type ExportConfigLoader = ReturnType<typeof exportConfigLoader>;
+
+/** What the exporter needs of its loader: the tree under `path`, whole or by subtrees (scopes). */
+export interface ExportConfigSource {
+  readonly path: string;
+  get(scopes?: readonly string[]): Promise<RawExportConfig>;
+  refresh(scopes?: readonly string[]): Promise<RawExportConfig>;
+}
+
+/** The subtrees a run of one cluster reads: `global/` and `clusters/<name>/` (for refresh after a refused login, too). */
+export function clusterScopes(cluster: string): string[] {
+  return ['global', `clusters/${cluster}`];
+}
+
+/** Whether a scheduled run hands each cluster to an invocation of its own rather than exporting them here. */
+export function fansOut(fanOut: ExportConfig['fanOut'], functionName: string | undefined): boolean {
+  return fanOut === 'on' || (fanOut === 'auto' && functionName !== undefined);
+}
+
+/**
+ * Running on AWS Lambda: `AWS_LAMBDA_FUNCTION_NAME` is set. `serverless invoke local`
+ * sets it too, and `IS_LOCAL=true` with it: that run is on the local machine.
+ */
+export function runningOnLambda(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.AWS_LAMBDA_FUNCTION_NAME) && env.IS_LOCAL !== 'true';
+}
+
+export interface LoadOptions {
+  /** The function's own name when running on Lambda (fan-out target). */
+  functionName?: string;
+  /** Refuse destinations that do not outlive the container (see runningOnLambda). */
+  onLambda: boolean;
+}
+
+/**
+ * Reads only what a request needs, so that a fanned-out run of hundreds of
+ * clusters stays within SSM's shared throughput: a cluster's run reads
+ * `global/` and its own subtree; a scheduled run that fans out reads `global/`
+ * alone; a scheduled run in-process adds every enabled cluster's subtree (and
+ * refuses a name without parameters before anything is written).
+ */
+export async function loadExportConfig(
+  loader: ExportConfigSource,
+  request: ExportRequest,
+  options: LoadOptions,
+): Promise<ExportConfig> {
+  let config: ExportConfig;
+  if (request.kind !== 'scheduled') {
+    // The name becomes part of an SSM path: only a valid cluster name may.
+    if (!CLUSTER_NAME.test(request.cluster)) {
+      throw new EventError(`Unknown cluster "${request.cluster}": not a valid cluster name`);
+    }
+    config = resolveConfig(await loader.get(clusterScopes(request.cluster)));
+  } else {
+    config = resolveConfig(await loader.get(['global']));
+    if (!fansOut(config.fanOut, options.functionName)) {
+      const scopes = ['global', ...config.enabledClusters.map((name) => `clusters/${name}`)];
+      config = resolveConfig(await loader.get(scopes));
+      const missing = config.enabledClusters.filter((name) => !config.clusters.has(name));
+      if (missing.length > 0) {
+        throw new ConfigError(
+          `Invalid configuration under ${loader.path}`,
+          missing.map((name) => ({
+            parameter: `${loader.path}/global/enabled-clusters`,
+            problem: `names cluster "${name}", which has no clusters/${name}/ parameters`,
+          })),
+        );
+      }
+    }
+  }
+  if (options.onLambda && config.destination.startsWith('file://')) {
+    // Only /tmp is writable there, and it goes with the container: the watermark would pass files that are gone.
+    throw new ConfigError(`Invalid configuration under ${loader.path}`, [
+      {
+        parameter: `${loader.path}/global/destination`,
+        problem: 'file:// is refused on Lambda (its file system does not outlive the container); use s3://',
+      },
+    ]);
+  }
+  return config;
+}

@@ -3,7 +3,7 @@ import type { ConnectionTarget } from '../db/connect';
 import { EventError } from '../errors';
 import type { Logger } from '../log';
 import type { EngineFamily } from './catalog';
-import type { ClusterConfig, ExportConfig } from './config';
+import { type ClusterConfig, type ExportConfig, fansOut } from './config';
 import type { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import type { ClusterInvoker } from './fan-out';
@@ -60,8 +60,7 @@ export async function runExport(request: ExportRequest, deps: ExporterDeps): Pro
   const { config } = deps;
   if (request.kind === 'scheduled') {
     const clusters = [...config.enabledClusters];
-    const fanOut = config.fanOut === 'on' || (config.fanOut === 'auto' && deps.functionName !== undefined);
-    if (fanOut) {
+    if (fansOut(config.fanOut, deps.functionName)) {
       const { invoked, failed } = await fanOutClusters(clusters, deps);
       return { mode: 'scheduled', clusters: failed, fannedOut: invoked };
     }

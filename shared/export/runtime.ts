@@ -5,7 +5,7 @@ import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '..
 import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { EngineFamily } from './catalog';
-import { exportConfigLoader, type RawExportConfig, resolveConfig } from './config';
+import { type ExportConfigSource, exportConfigLoader, loadExportConfig, runningOnLambda } from './config';
 import { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
@@ -18,7 +18,7 @@ import { WatermarkStore } from './watermark-store';
 
 /** Everything the export handler needs, built once per container; tests pass their own. */
 export interface ExportRuntime {
-  loader: { get(): Promise<RawExportConfig> };
+  loader: ExportConfigSource;
   /** The DynamoDB table of watermarks (`WATERMARK_TABLE`). */
   watermarkTable: string | undefined;
   dynamo: () => DynamoDBClient;
@@ -85,11 +85,14 @@ export async function executeExport(
       { parameter: 'WATERMARK_TABLE', problem: 'missing environment variable' },
     ]);
   }
-  const config = resolveConfig(await runtime.loader.get());
   const startedAt = runtime.now();
   const remainingMs =
     context.getRemainingTimeInMillis ?? (() => runtime.localBudgetMs - (runtime.now() - startedAt));
   const functionName = context.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME;
+  const config = await loadExportConfig(runtime.loader, request, {
+    functionName,
+    onLambda: runningOnLambda(),
+  });
   const summary = await runExport(request, {
     config,
     store: new WatermarkStore(runtime.dynamo(), runtime.watermarkTable, runtime.now),
