@@ -4,6 +4,7 @@ import { EventError } from '../errors';
 import type { Logger } from '../log';
 import type { EngineFamily } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
+import type { SessionOptions } from './connection-guard';
 import type { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import type { ClusterInvoker } from './fan-out';
@@ -18,6 +19,7 @@ export type SessionOpener = (
   target: ConnectionTarget,
   logger: Logger,
   purpose: string,
+  options?: SessionOptions,
 ) => Promise<DatabaseSession>;
 
 export interface ExporterDeps {
@@ -129,7 +131,10 @@ async function exportCluster(
     deps.credentials.open(
       cluster.credentials,
       cluster.family,
-      (target) => deps.openers[cluster.family](target, logger, `export ${cluster.name}`),
+      (target) =>
+        deps.openers[cluster.family](target, logger, `export ${cluster.name}`, {
+          readTimeoutMs: deps.config.readTimeoutMs,
+        }),
       logger,
     );
   let session: DatabaseSession | undefined;

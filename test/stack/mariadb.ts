@@ -11,6 +11,8 @@ export interface MariadbInfo {
 }
 
 export interface MariadbHandle extends MariadbInfo {
+  /** The server's process (tests that stop it with SIGSTOP start an instance of their own). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -92,8 +94,11 @@ export async function startMariadb(adminPassword: string): Promise<MariadbHandle
     port,
     adminUser: 'admin',
     adminPassword,
+    pid: child.pid as number,
     async stop() {
       if (!exited) {
+        // A stopped server would not see SIGTERM.
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));
       }
