@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionTarget } from '../db/connect';
-import { EventError } from '../errors';
+import { AuthenticationError, EventError } from '../errors';
 import type { Logger } from '../log';
 import type { EngineFamily } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
@@ -38,6 +38,11 @@ export interface ExporterDeps {
   concurrency: number;
   now: () => number;
   afterObjectWritten?: (key: string) => Promise<void>;
+  /**
+   * The cluster as the configuration reads now, bypassing the cache: asked
+   * once when a login is refused, as the cached credentials may be stale.
+   */
+  reloadCluster?: (name: string) => Promise<ClusterConfig | undefined>;
 }
 
 export interface ClusterSummary {
@@ -127,9 +132,11 @@ async function exportCluster(
   const summary: ClusterSummary = { cluster: cluster.name, tables: [] };
   const tables = [...cluster.tables.values()].filter((t) => !only || only.includes(t.name));
   const owner = `${deps.functionName ?? 'local'}:${randomUUID()}`;
-  const open = () =>
+  let credentials = cluster.credentials;
+  let reloaded = false;
+  const connect = () =>
     deps.credentials.open(
-      cluster.credentials,
+      credentials,
       cluster.family,
       (target) =>
         deps.openers[cluster.family](target, logger, `export ${cluster.name}`, {
@@ -137,6 +144,23 @@ async function exportCluster(
         }),
       logger,
     );
+  const open = async () => {
+    try {
+      return await connect();
+    } catch (error) {
+      if (!(error instanceof AuthenticationError) || reloaded || !deps.reloadCluster) throw error;
+      // The cached configuration may hold credentials changed since: read it again, once per run.
+      reloaded = true;
+      const fresh = await deps.reloadCluster(cluster.name).catch((reloadError) => {
+        logger.warn('Could not reload the configuration after a refused login', { error: reloadError });
+        return undefined;
+      });
+      if (!fresh || JSON.stringify(fresh.credentials) === JSON.stringify(credentials)) throw error;
+      logger.warn("Login refused; retrying with the cluster's credentials as the configuration now reads");
+      credentials = fresh.credentials;
+      return connect();
+    }
+  };
   let session: DatabaseSession | undefined;
   // The deflate workers boot (once per process) while the session connects.
   if (tables.length > 0) prestartDeflateWorkers();

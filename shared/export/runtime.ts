@@ -4,7 +4,7 @@ import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '..
 import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { EngineFamily } from './catalog';
-import { exportConfigLoader, type RawExportConfig, resolveConfig } from './config';
+import { type ExportConfig, exportConfigLoader, type RawExportConfig, resolveConfig } from './config';
 import { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
@@ -16,7 +16,8 @@ import { WatermarkStore } from './watermark-store';
 
 /** Everything the export handler needs, built once per container; tests pass their own. */
 export interface ExportRuntime {
-  loader: { get(): Promise<RawExportConfig> };
+  /** `refresh` reads past the cache (after a refused login). */
+  loader: { get(): Promise<RawExportConfig>; refresh(): Promise<RawExportConfig> };
   /** The DynamoDB table of watermarks (`WATERMARK_TABLE`). */
   watermarkTable: string | undefined;
   dynamo: () => DynamoDBClient;
@@ -79,6 +80,12 @@ export async function executeExport(
   const remainingMs =
     context.getRemainingTimeInMillis ?? (() => runtime.localBudgetMs - (runtime.now() - startedAt));
   const functionName = context.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME;
+  // One reload per run, shared by the clusters whose login is refused.
+  let reloaded: Promise<ExportConfig> | undefined;
+  const reloadCluster = async (name: string) => {
+    reloaded ??= runtime.loader.refresh().then(resolveConfig);
+    return (await reloaded).clusters.get(name);
+  };
   const summary = await runExport(request, {
     config,
     store: new WatermarkStore(runtime.dynamo(), runtime.watermarkTable, runtime.now),
@@ -93,6 +100,7 @@ export async function executeExport(
     concurrency: runtime.concurrency,
     now: runtime.now,
     afterObjectWritten: runtime.afterObjectWritten,
+    reloadCluster,
   });
   runtime.logger.info('Export finished', { summary });
   return summary;
