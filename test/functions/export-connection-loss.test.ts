@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportRuntime } from '../../shared/export/runtime';
@@ -14,16 +15,9 @@ import {
   readWatermark,
   testRuntime,
 } from '../shared/export/support';
-import {
-  createPgDatabase,
-  createPgUser,
-  mysqlAdmin,
-  pgAdmin,
-  randomPassword,
-  stack,
-  uniqueName,
-} from '../stack/fixtures';
+import { mysqlAdmin, pgAdmin, randomPassword, stack, uniqueName } from '../stack/fixtures';
 import { type MariadbHandle, startMariadb } from '../stack/mariadb';
+import { type PostgresHandle, type PostgresInfo, startPostgres } from '../stack/postgres';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 /**
@@ -78,11 +72,30 @@ async function mariadbSource(
   return { engine: 'mariadb', ...server, user, password, database, hour };
 }
 
-async function postgresSource(): Promise<Source> {
-  const database = await createPgDatabase();
+/** The same on PostgreSQL: the stack's, or `server` (an instance of the test's own). */
+async function postgresSource(server: PostgresInfo = stack().postgres): Promise<Source> {
+  const connectAdmin = async (database = 'postgres') => {
+    const client = new pg.Client({
+      host: server.host,
+      port: server.port,
+      user: server.adminUser,
+      password: server.adminPassword,
+      database,
+    });
+    await client.connect();
+    return client;
+  };
+  const database = uniqueName('db');
+  const user = uniqueName('exp');
   const password = randomPassword();
-  const user = await createPgUser({ password, database });
-  const admin = await pgAdmin(database);
+  const root = await connectAdmin();
+  try {
+    await root.query(`CREATE DATABASE ${database}`);
+    await root.query(`CREATE ROLE ${user} LOGIN PASSWORD ${pg.escapeLiteral(password)}`);
+  } finally {
+    await root.end();
+  }
+  const admin = await connectAdmin(database);
   try {
     const { rows } = await admin.query(
       `SELECT (extract(epoch FROM date_trunc('hour', now() AT TIME ZONE 'UTC')) * 1000000)::bigint AS hour`,
@@ -93,8 +106,7 @@ async function postgresSource(): Promise<Source> {
       FROM generate_series(1, ${ROWS}) g`);
     await admin.query('CREATE INDEX ON events (at); ANALYZE events');
     await admin.query(`GRANT SELECT ON events TO ${user}`);
-    const { host, port } = stack().postgres;
-    return { engine: 'postgres', host, port, user, password, database, hour };
+    return { engine: 'postgres', host: server.host, port: server.port, user, password, database, hour };
   } finally {
     await admin.end();
   }
@@ -427,5 +439,57 @@ describe('export handler: a MariaDB stopped (SIGSTOP) mid-window', () => {
 
     expect(stopped).toBe(true);
     console.info(`mariadb SIGSTOP: run ended ${secondsAfterInterrupt.toFixed(2)} s after the stop: ${error}`);
+  });
+});
+
+describe('export handler: a PostgreSQL backend stopped (SIGSTOP) mid-window', () => {
+  let server: PostgresHandle | undefined;
+  let backend: number | undefined;
+
+  afterAll(async () => {
+    if (backend) process.kill(backend, 'SIGCONT');
+    await server?.stop();
+  });
+
+  it('is abandoned after the read timeout, the lease released; the rerun after SIGCONT is exact', async () => {
+    // A server of this test's own; the process stopped is the backend serving the exporter's connection.
+    server = await startPostgres(randomPassword());
+    const running = server;
+    const source = await postgresSource(running);
+
+    const { secondsAfterInterrupt, error } = await interruptAndRerun(source, {
+      fullScan: false,
+      readTimeoutSeconds: READ_TIMEOUT_SECONDS,
+      afterRows: BATCH_INTERRUPT_ROW,
+      interrupt: async () => {
+        const admin = new pg.Client({
+          host: running.host,
+          port: running.port,
+          user: running.adminUser,
+          password: running.adminPassword,
+          database: 'postgres',
+        });
+        await admin.connect();
+        try {
+          const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE usename = $1', [
+            source.user,
+          ]);
+          expect(rows).toHaveLength(1);
+          backend = Number(rows[0].pid);
+        } finally {
+          await admin.end();
+        }
+        process.kill(backend, 'SIGSTOP');
+      },
+      beforeRerun: async () => {
+        process.kill(backend as number, 'SIGCONT');
+        backend = undefined;
+      },
+      error: /No data from the server for 2 s/,
+    });
+
+    console.info(
+      `postgres SIGSTOP: run ended ${secondsAfterInterrupt.toFixed(2)} s after the stop: ${error}`,
+    );
   });
 });
