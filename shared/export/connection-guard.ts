@@ -33,7 +33,7 @@ export class ConnectionGuard {
     socket.on('resume', () => {
       if (this.#outstanding > 0) socket.setTimeout(this.readTimeoutMs);
     });
-    socket.on('error', (error: Error) => this.fail(error));
+    socket.on('error', (error: Error) => this.fail(connectionLost(error)));
     socket.on('close', () => this.fail(new Error('Connection lost: the server closed the connection')));
   }
 
@@ -93,7 +93,7 @@ export class ConnectionGuard {
     this.#watchers.clear();
   }
 
-  readonly #onTimeout = () => {
+  readonly #onTimeout = (): void => {
     if (this.#outstanding === 0) return;
     if (this.socket.isPaused()) {
       // The reader is behind (gzip, the upload): the server is not the one waiting to be heard.
@@ -107,4 +107,12 @@ export class ConnectionGuard {
     this.fail(error);
     this.socket.destroy(error);
   };
+}
+
+/** A socket's own error (ECONNRESET, EPIPE, ...) said as what it means for the query; others as they are. */
+export function connectionLost(error: Error): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code)
+    ? new Error(`Connection lost: ${error.message}`, { cause: error })
+    : error;
 }

@@ -4,7 +4,12 @@ import type { Connection } from 'mysql2/promise';
 import { type ConnectionTarget, classify, connectMysql } from '../db/connect';
 import type { Logger } from '../log';
 import { ChunkQueue } from './chunk-queue';
-import { ConnectionGuard, DEFAULT_READ_TIMEOUT_MS, type SessionOptions } from './connection-guard';
+import {
+  ConnectionGuard,
+  connectionLost,
+  DEFAULT_READ_TIMEOUT_MS,
+  type SessionOptions,
+} from './connection-guard';
 import { CHUNK_CHARS, jsonLine } from './encode';
 import type { DatabaseSession, Row, SqlDialect } from './session';
 import { isoFromDatabase, sqlTimestamp } from './time';
@@ -69,7 +74,7 @@ export class MysqlSession implements DatabaseSession {
     const core = this.core();
     this.guard = new ConnectionGuard(core.stream, readTimeoutMs);
     // mysql2 reports a lost connection to the connection, not to a streaming query: the guard passes it on.
-    core.on('error', (error: Error) => this.guard.fail(error));
+    core.on('error', (error: Error) => this.guard.fail(connectionLost(error)));
   }
 
   static async open(
@@ -125,7 +130,14 @@ export class MysqlSession implements DatabaseSession {
       convert = rowConverter(fields);
     });
     const rows = query.stream({ objectMode: true, highWaterMark: 256 });
-    const done = this.guard.watch((error) => rows.destroy(error));
+    // A connection lost after the last row has arrived takes nothing from this result.
+    let received = false;
+    query.on('end', () => {
+      received = true;
+    });
+    const done = this.guard.watch((error) => {
+      if (!received) rows.destroy(error);
+    });
     try {
       for await (const row of rows) {
         convert?.(row as Row);
@@ -189,7 +201,10 @@ export class MysqlSession implements DatabaseSession {
       queue.end();
     });
     query.on('error', (error: unknown) => queue.fail(error));
-    const done = this.guard.watch((error) => queue.fail(error));
+    // A connection lost after the last row has arrived takes nothing from this result.
+    const done = this.guard.watch((error) => {
+      if (!queue.done) queue.fail(error);
+    });
     try {
       yield* queue.drain();
     } catch (error) {

@@ -4,7 +4,12 @@ import Cursor from 'pg-cursor';
 import { type ConnectionTarget, classify, connectPostgres } from '../db/connect';
 import type { Logger } from '../log';
 import { ChunkQueue } from './chunk-queue';
-import { ConnectionGuard, DEFAULT_READ_TIMEOUT_MS, type SessionOptions } from './connection-guard';
+import {
+  ConnectionGuard,
+  connectionLost,
+  DEFAULT_READ_TIMEOUT_MS,
+  type SessionOptions,
+} from './connection-guard';
 import { CopyOutQuery } from './copy-out';
 import {
   type ColumnField,
@@ -108,7 +113,7 @@ export class PostgresSession implements DatabaseSession {
     readTimeoutMs: number,
   ) {
     this.guard = new ConnectionGuard(this.socket(), readTimeoutMs);
-    client.on('error', (error: Error) => this.guard.fail(error));
+    client.on('error', (error: Error) => this.guard.fail(connectionLost(error)));
     client.on('end', () => this.guard.fail(new Error('Connection terminated')));
   }
 
@@ -259,6 +264,8 @@ export class PostgresSession implements DatabaseSession {
       },
     );
     const done = this.guard.watch((error) => {
+      // A connection lost after the COPY ended takes nothing from its rows.
+      if (settled) return;
       settled = true;
       queue.fail(error);
     });
