@@ -25,6 +25,7 @@ const runtime = {
   ...defaultExportRuntime(),
   loader: new ConfigLoader({ path: args.path, schema: exportConfigSchema }),
   watermarkTable: args.watermarkTable,
+  metrics: undefined,
 };
 const started = performance.now();
 const summary = await executeExport(

@@ -21,6 +21,8 @@ import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { stopDeflateWorkers } from '../shared/export/gzip';
 import { createWatermarkTable } from '../shared/export/watermark-store';
+import { formatStatus, readStatus } from '../shared/operations/status';
+import { driveRotation, PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../shared/rotation/driver';
 import { type Stack, startStack, useStackEnvironment } from '../test/stack';
 
 const CONFIG_PATH = '/log-export-demo';
@@ -58,7 +60,6 @@ async function run(stack: Stack): Promise<void> {
   // Imported only now: the handlers build their clients from the environment set above.
   const rotate = await import('../functions/rotate');
   const exporter = await import('../functions/export');
-  const { driveRotation } = await import('../shared/rotation/driver');
 
   heading('Creating demo users and their secrets');
   const mariaSecret = await createMariadbUser(stack, sm);
@@ -139,6 +140,15 @@ async function run(stack: Stack): Promise<void> {
       `    ${item.cluster?.S}/${item.table?.S}: ${item.watermark?.S} (${item.rowsExported?.N} rows in all)`,
     );
   }
+
+  heading('Status (what `npm run status` prints)');
+  const status = await readStatus({
+    dynamo: new DynamoDBClient({}),
+    secretsManager: sm,
+    watermarkTable: WATERMARK_TABLE,
+    rotationFunctionArn: PLACEHOLDER_ROTATION_LAMBDA_ARN,
+  });
+  say(formatStatus(status).replace(/^/gm, '  '));
   if (failed) throw new Error('The export reported errors (see above)');
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { tlsModeFrom } from './db/tls';
+import { isTlsServerName, TLS_SERVER_NAME_PROBLEM, tlsModeFrom } from './db/tls';
 import { ConfigError, SecretFormatError } from './errors';
 import { registerSecret } from './log';
 
@@ -15,7 +15,11 @@ export interface DatabaseSecret {
   port?: number;
   dbname?: string;
   ssl?: boolean | string;
+  /** The name the database's certificate carries, when `host` is an alias of it (see shared/db/connect.ts). */
+  tlsServerName?: string;
   masterarn?: string;
+  /** PostgreSQL alternating users: the NOLOGIN role both users belong to and create objects as. */
+  ownerRole?: string;
   [key: string]: unknown;
 }
 
@@ -36,7 +40,12 @@ const databaseSecretSchema = z.looseObject({
   port: port.optional(),
   dbname: z.string({ error: 'must be a string' }).optional(),
   ssl: z.union([z.boolean(), z.string()], { error: 'must be true, false or absent' }).optional(),
+  tlsServerName: z
+    .string({ error: TLS_SERVER_NAME_PROBLEM })
+    .refine(isTlsServerName, TLS_SERVER_NAME_PROBLEM)
+    .optional(),
   masterarn: nonEmpty.optional(),
+  ownerRole: nonEmpty.optional(),
 });
 
 /** A master secret may be RDS-managed: only username and password, the rest from the RDS API. */

@@ -1,8 +1,10 @@
+import { connect as netConnect, Socket } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { AuthenticationError, DatabaseError } from '../errors';
 import type { Logger } from '../log';
-import { type TlsMode, trustedCertificates } from './tls';
+import { type TlsMode, trustedCertificates, trustedContext } from './tls';
 
 /** Seconds a connection attempt may take before it fails. */
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -14,6 +16,12 @@ export interface ConnectionTarget {
   password: string;
   database?: string;
   tls: TlsMode;
+  /**
+   * The name the server's certificate must carry, also sent as SNI, when `host`
+   * is another name for the server (a CNAME of the endpoint the certificate
+   * names). A DNS name; without it the certificate must name `host` itself.
+   */
+  tlsServerName?: string;
 }
 
 export interface ConnectOptions {
@@ -32,8 +40,9 @@ const PG_AUTH_CODES = new Set(['28P01', '28000']);
 
 /**
  * Connects to a MySQL-family server under the TLS policy: `require` verifies the
- * certificate and host name and never falls back; `prefer` falls back to
- * plaintext only when the server offers no TLS at all, and logs that.
+ * certificate chain and the server's identity (DNS name or IP address, or
+ * `tlsServerName`) and never falls back; `prefer` falls back to plaintext only
+ * when the server offers no TLS at all, and logs that.
  */
 export async function connectMysql(
   target: ConnectionTarget,
@@ -49,9 +58,8 @@ export async function connectMysql(
     database: target.database,
     connectTimeout: CONNECT_TIMEOUT_MS,
   };
-  const secure = { ...base, ssl: { ca: trustedCertificates(), rejectUnauthorized: true } };
   try {
-    return await mysql.createConnection(target.tls === 'disable' ? base : secure);
+    return await mysql.createConnection(target.tls === 'disable' ? base : mysqlSecure(base, target));
   } catch (error) {
     if (target.tls === 'prefer' && mysqlHasNoTls(error)) {
       warnDowngrade(target, options);
@@ -65,16 +73,56 @@ export async function connectMysql(
   }
 }
 
-/** Connects to a PostgreSQL-family server (PostgreSQL, Aurora, Redshift) under the TLS policy. */
+const mysqlSslByCa = new WeakMap<string[], mysql.SslOptions>();
+
+/**
+ * mysql2 verifies the identity only with `verifyIdentity`, against its `host`
+ * when that is a DNS name (also sent as SNI). For an IP address Node checks the
+ * name its socket looked up, and without one checks "localhost": so mysql2 is
+ * given the name to verify as host, and a socket of ours that connects to the
+ * real host and carries that name.
+ */
+function mysqlSecure(base: mysql.ConnectionOptions, target: ConnectionTarget): mysql.ConnectionOptions {
+  const ca = trustedCertificates();
+  let ssl = mysqlSslByCa.get(ca);
+  if (!ssl) {
+    // One object per CA list: mysql2 caches its TLS context (and sessions) per ssl object.
+    ssl = { ca, rejectUnauthorized: true, verifyIdentity: true };
+    mysqlSslByCa.set(ca, ssl);
+  }
+  const expected = target.tlsServerName ?? target.host;
+  return {
+    ...base,
+    ssl,
+    host: expected,
+    stream: () => {
+      const socket = netConnect({
+        host: target.host,
+        port: target.port,
+        noDelay: true,
+        keepAlive: base.enableKeepAlive !== false,
+        keepAliveInitialDelay: base.keepAliveInitialDelay,
+      });
+      // What tls.connect verifies when it has no servername (SNI is never an IP address).
+      (socket as Socket & { _host: string | null })._host = expected;
+      return socket;
+    },
+  };
+}
+
+/** Connects to a PostgreSQL-family server (PostgreSQL, Aurora, Redshift) under the same TLS policy. */
 export async function connectPostgres(
   target: ConnectionTarget,
   extras: PostgresExtras = {},
   options: ConnectOptions = {},
 ): Promise<pg.Client> {
-  const make = (ssl: pg.ClientConfig['ssl']) =>
-    new pg.Client({
+  const make = (ssl: pg.ClientConfig['ssl']) => {
+    const serverName = ssl ? target.tlsServerName : undefined;
+    return new pg.Client({
       ...extras,
-      host: target.host,
+      // pg sends its host as SNI (for a DNS name); with tlsServerName it gets that name and a socket to the host.
+      host: serverName ?? target.host,
+      ...(serverName ? { stream: () => socketPinnedTo(target.host) } : {}),
       port: target.port,
       user: target.user,
       password: target.password,
@@ -82,6 +130,7 @@ export async function connectPostgres(
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       ssl,
     });
+  };
   const attempt = async (ssl: pg.ClientConfig['ssl']) => {
     const client = make(ssl);
     // An idle client whose server goes away emits 'error'; without a listener it would crash the process.
@@ -94,11 +143,17 @@ export async function connectPostgres(
       throw error;
     }
   };
+  const expected = target.tlsServerName ?? target.host;
   try {
     return await attempt(
       target.tls === 'disable'
         ? false
-        : { ca: trustedCertificates(), rejectUnauthorized: true, servername: target.host },
+        : {
+            secureContext: trustedContext(),
+            rejectUnauthorized: true,
+            checkServerIdentity: (_name: string, cert: PeerCertificate) =>
+              checkServerIdentity(expected, cert),
+          },
     );
   } catch (error) {
     if (target.tls === 'prefer' && postgresHasNoTls(error)) {
@@ -111,6 +166,14 @@ export async function connectPostgres(
     }
     throw classify(error, target, options);
   }
+}
+
+/** A socket that connects to `host` whatever host pg asks for (pg was given the TLS server name). */
+function socketPinnedTo(host: string): Socket {
+  const socket = new Socket();
+  const connect = socket.connect.bind(socket) as (port: number, host: string) => Socket;
+  socket.connect = ((port: number) => connect(port, host)) as Socket['connect'];
+  return socket;
 }
 
 /** True when the server answered that it does not do TLS at all (not a certificate or login failure). */
@@ -140,11 +203,31 @@ export function classify(
   if (error instanceof DatabaseError) return error;
   const where = `${target.user}@${target.host}:${target.port}${options.purpose ? ` (${options.purpose})` : ''}`;
   const e = error as { errno?: number; code?: string; message?: string };
-  const reason = scrub(e.message ?? String(error), target.password);
+  const reason = identityMismatch(error, target) ?? scrub(e.message ?? String(error), target.password);
   if ((e.errno !== undefined && MYSQL_AUTH_ERRNOS.has(e.errno)) || (e.code && PG_AUTH_CODES.has(e.code))) {
     return new AuthenticationError(`Login refused for ${where}: ${reason}`, { cause: error });
   }
   return new DatabaseError(`Database error for ${where}: ${reason}`, { cause: error });
+}
+
+/**
+ * Node's identity error (ERR_TLS_CERT_ALTNAME_INVALID; mysql2 replaces its code)
+ * names only the IP addresses when checking an IP: say which names the certificate has.
+ */
+function identityMismatch(error: unknown, target: ConnectionTarget): string | undefined {
+  const e = error as { reason?: unknown; host?: unknown; cert?: Partial<PeerCertificate> };
+  if (typeof e.reason !== 'string' || typeof e.host !== 'string' || !e.cert || typeof e.cert !== 'object') {
+    return undefined;
+  }
+  const names = [
+    e.cert.subjectaltname ? `subjectAltName ${e.cert.subjectaltname}` : 'no subjectAltName',
+    ...(typeof e.cert.subject?.CN === 'string' ? [`CN ${e.cert.subject.CN}`] : []),
+  ].join(', ');
+  const expected = target.tlsServerName ? `tlsServerName ${e.host}` : `host ${e.host}`;
+  // The error stays the cause; without the certificate (kilobytes of raw bytes) that every log line would carry.
+  delete e.cert;
+  // The names come from whoever answered: keep them short in a log line.
+  return `TLS certificate does not match ${expected}: it names ${names.slice(0, 400)}`;
 }
 
 function scrub(message: string, password: string): string {

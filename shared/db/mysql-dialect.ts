@@ -99,14 +99,50 @@ export function setOwnPasswordStatement(server: MysqlServer, password: string): 
   }
 }
 
-/** Creates the account if it does not exist, with the password already set (never a moment without). */
-export function createUserStatement(server: MysqlServer, account: MysqlAccount, password: string): string {
-  return `CREATE USER IF NOT EXISTS ${accountName(server, account)} ${identifiedBy(server, password)}`;
+/**
+ * Creates the clone of an alternating pair locked (ACCOUNT LOCK): it holds the
+ * pending password from the start, so that a retry can recognise it as this
+ * rotation's (`storedPasswordMatches`), but it cannot log in until
+ * `setPasswordAndUnlockStatement` has run after every grant. No IF NOT EXISTS:
+ * an account that appeared since it was found missing is not taken over.
+ */
+export function createLockedUserStatement(
+  server: MysqlServer,
+  account: MysqlAccount,
+  password: string,
+): string {
+  assertAccountLocking(server);
+  return `CREATE USER ${accountName(server, account)} ${identifiedBy(server, password)} ACCOUNT LOCK`;
 }
 
-/** Sets another account's password (run by the master user). */
-export function setPasswordStatement(server: MysqlServer, account: MysqlAccount, password: string): string {
-  return `ALTER USER ${accountName(server, account)} ${identifiedBy(server, password)}`;
+/** The last statement of provisioning: the password, and the account unlocked (run by the master user). */
+export function setPasswordAndUnlockStatement(
+  server: MysqlServer,
+  account: MysqlAccount,
+  password: string,
+): string {
+  assertAccountLocking(server);
+  return `ALTER USER ${accountName(server, account)} ${identifiedBy(server, password)} ACCOUNT UNLOCK`;
+}
+
+/** ACCOUNT LOCK exists from MariaDB 10.4.2 and MySQL 5.7.6. */
+function assertAccountLocking(server: MysqlServer): void {
+  const v = server.major * 10_000 + server.minor * 100 + server.patch;
+  const needed = server.flavour === 'mariadb' ? 100402 : 50706;
+  if (v < needed) {
+    throw new DatabaseError(
+      `Alternating users need ACCOUNT LOCK (MariaDB 10.4.2 or MySQL 5.7.6 and later); this server is ${server.flavour} ${server.major}.${server.minor}.${server.patch}`,
+    );
+  }
+}
+
+/**
+ * Whether an account's stored `authentication_string` is `password`, where the
+ * server stores a hash without salt (mysql_native_password: MariaDB, MySQL 5.7).
+ * MySQL 8's caching_sha2_password salts it, so there the answer is always false.
+ */
+export function storedPasswordMatches(server: MysqlServer, stored: string, password: string): boolean {
+  return generation(server) !== 'mysql8' && stored === mysqlNativePasswordHash(password);
 }
 
 function identifiedBy(server: MysqlServer, password: string): string {

@@ -1,24 +1,28 @@
 import type mysql from 'mysql2/promise';
-import { DatabaseError } from '../errors';
+import { AuthenticationError, DatabaseError, SecretFormatError } from '../errors';
 import { registerSecret, scrubString } from '../log';
 import {
   type AccountRef,
+  type AlternateUserPlan,
+  type AlternateUserState,
   connectionTarget,
   type DatabaseLogin,
   type DatabaseSession,
   type RotationAdapter,
 } from './adapter';
 import { classify, connectMysql } from './connect';
+import { copyAccountShape, type MysqlRunner, pendingPasswordStatement } from './mysql-clone';
 import {
   accountName,
   assertUsernameFits,
-  createUserStatement,
+  createLockedUserStatement,
   detectMysqlServer,
   type MysqlAccount,
   type MysqlServer,
+  quoteString,
   rewriteGrant,
   setOwnPasswordStatement,
-  setPasswordStatement,
+  storedPasswordMatches,
 } from './mysql-dialect';
 import { mysqlNativePasswordHash } from './password-hash';
 
@@ -29,7 +33,9 @@ export const mysqlAdapter: RotationAdapter = {
   defaultExcludeCharacters: '/@"\'\\',
   async open(login, options) {
     const target = connectionTarget(login);
-    const connection = await connectMysql(target, {}, options);
+    const connection = await connectMysql(target, {}, options).catch((error: unknown) => {
+      throw lockedAsRefused(error);
+    });
     try {
       const [rows] = await connection.query(
         'SELECT VERSION() AS version, @@version_comment AS comment, @@sql_mode AS sqlMode, CURRENT_USER() AS account',
@@ -51,7 +57,10 @@ class MysqlSession implements DatabaseSession {
     private readonly self: MysqlAccount,
     private readonly login: DatabaseLogin,
     private readonly purpose: string,
-  ) {}
+  ) {
+    // An idle connection that the server closes emits 'error'; without a listener it would crash the process.
+    connection.on('error', () => {});
+  }
 
   async account(): Promise<AccountRef> {
     return { ...this.self };
@@ -65,28 +74,78 @@ class MysqlSession implements DatabaseSession {
     await this.run(setOwnPasswordStatement(this.server, password), password);
   }
 
-  async provisionAlternateUser(options: {
+  async inspectAlternateUser(options: {
     current: AccountRef;
     pending: string;
     password: string;
-  }): Promise<void> {
-    const current: MysqlAccount = { name: options.current.name, host: options.current.host ?? '%' };
+  }): Promise<AlternateUserState> {
+    const host = options.current.host ?? '%';
+    // Every account of that name counts (any host, or a role): creating one more beside it is not safe either.
+    const rows = (await this.run(
+      `SELECT Host AS host, authentication_string AS auth FROM mysql.user WHERE User = ${quoteString(this.server, options.pending)}`,
+    )) as Array<{ host: string; auth: string | null }>;
+    if (rows.length === 0) return 'absent';
+    const exact = rows.length === 1 && rows[0]?.host === host ? rows[0] : undefined;
+    return exact && storedPasswordMatches(this.server, exact.auth ?? '', options.password)
+      ? 'holds-pending-password'
+      : 'exists';
+  }
+
+  async provisionAlternateUser(plan: AlternateUserPlan): Promise<void> {
+    if (plan.ownerRole) {
+      throw new SecretFormatError(
+        'ownerRole is for PostgreSQL secrets only; MySQL-family objects have no owner',
+      );
+    }
+    const current: MysqlAccount = { name: plan.current.name, host: plan.current.host ?? '%' };
     // The pending account lives on the same host pattern as the one it alternates with.
-    const pending: MysqlAccount = { name: options.pending, host: current.host };
+    const pending: MysqlAccount = { name: plan.pending, host: current.host };
+    const before = plan.beforeStatement ?? (async () => {});
     assertUsernameFits(this.server, pending.name);
-    const grants = await this.run(`SHOW GRANTS FOR ${accountName(this.server, current)}`);
-    await this.run(createUserStatement(this.server, pending, options.password), options.password);
-    await this.run(setPasswordStatement(this.server, pending, options.password), options.password);
-    for (const [index, row] of (grants as Array<Record<string, string>>).entries()) {
-      const replayed = rewriteGrant(Object.values(row)[0] ?? '', current, pending, this.server);
+    const grants = await this.grantsFor(current, pending);
+    if (plan.create) {
+      await before({ kind: 'create', index: 0 });
+      await this.run(createLockedUserStatement(this.server, pending, plan.password), plan.password);
+    }
+    for (const [index, grant] of grants.entries()) {
+      await before({ kind: 'grant', index });
+      try {
+        await this.run(grant);
+      } catch (error) {
+        throw new DatabaseError(
+          `Cannot replay grant ${index + 1} of ${grants.length} to ${accountName(this.server, pending)}: ${grant}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+    }
+    // What SHOW GRANTS leaves out: roles it cannot revoke, MySQL 8 default roles and plugin.
+    let copies = 0;
+    const run: MysqlRunner = async (sql) => {
+      if (!/^\s*SELECT\b/i.test(sql)) await before({ kind: 'copy', index: copies++ });
+      return (await this.run(sql)) as Record<string, unknown>[];
+    };
+    const { plugin } = await copyAccountShape(run, this.server, current, pending);
+    // Last: until this statement the pending password does not log in (a new account is
+    // locked; an existing one still has its previous password).
+    await before({ kind: 'password', index: 0 });
+    await this.run(pendingPasswordStatement(this.server, pending, plan.password, plugin), plan.password);
+  }
+
+  /** `SHOW GRANTS FOR from`, every line moved to `to` before anything is changed. */
+  private async grantsFor(from: MysqlAccount, to: MysqlAccount): Promise<string[]> {
+    const rows = (await this.run(`SHOW GRANTS FOR ${accountName(this.server, from)}`)) as Array<
+      Record<string, string>
+    >;
+    return rows.map((row, index) => {
+      const replayed = rewriteGrant(Object.values(row)[0] ?? '', from, to, this.server);
       // A line that cannot be moved could be a revoke: skipping it would give the clone more.
       if (!replayed) {
         throw new DatabaseError(
-          `Cannot copy line ${index + 1} of SHOW GRANTS FOR ${accountName(this.server, current)} to ${pending.name}`,
+          `Cannot copy line ${index + 1} of SHOW GRANTS FOR ${accountName(this.server, from)} to ${to.name}`,
         );
       }
-      await this.run(replayed);
-    }
+      return replayed;
+    });
   }
 
   async close(): Promise<void> {
@@ -113,6 +172,18 @@ class MysqlSession implements DatabaseSession {
       });
     }
   }
+}
+
+/** MariaDB 4151 and MySQL 3118: the account is locked. For rotation that is a refused login like any other. */
+const ACCOUNT_LOCKED_ERRNOS = new Set([4151, 3118]);
+
+function lockedAsRefused(error: unknown): unknown {
+  const errno = (error as { cause?: { errno?: number } }).cause?.errno;
+  const locked = errno !== undefined && ACCOUNT_LOCKED_ERRNOS.has(errno);
+  if (locked && error instanceof DatabaseError && !(error instanceof AuthenticationError)) {
+    return new AuthenticationError(error.message, { cause: error.cause });
+  }
+  return error;
 }
 
 /** CURRENT_USER() answers `name@host`; the host part never holds '@', the name may. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigLoader, integerString, stringList } from '../config';
 import type { ConnectionTarget } from '../db/connect';
+import { isTlsServerName, TLS_SERVER_NAME_PROBLEM } from '../db/tls';
 import {
   CATALOG,
   COLUMN_NAME,
@@ -35,6 +36,7 @@ const clusterSchema = z
     user: z.string().optional(),
     password: z.string().optional(),
     ssl: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+    'tls-server-name': z.string().refine(isTlsServerName, TLS_SERVER_NAME_PROBLEM).optional(),
     tables: stringList.optional(),
     custom: z.record(z.string(), customSchema).optional(),
     redact: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
@@ -43,6 +45,13 @@ const clusterSchema = z
     'log-source': z.enum(['file_fdw', 'log_fdw'], { message: 'must be file_fdw or log_fdw' }).optional(),
   })
   .superRefine((cluster, ctx) => {
+    if (cluster['secret-id'] && cluster['tls-server-name']) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls-server-name'],
+        message: "goes with host/user/password; with secret-id, set the secret's tlsServerName",
+      });
+    }
     if (!cluster['secret-id']) {
       for (const key of ['host', 'user', 'password'] as const) {
         if (!cluster[key])
@@ -158,6 +167,7 @@ export function resolveConfig(raw: RawExportConfig): ExportConfig {
             password: c.password ?? '',
             database: c.database,
             ssl: c.ssl,
+            ...(c['tls-server-name'] ? { tlsServerName: c['tls-server-name'] } : {}),
           },
         };
     clusters.set(name, {

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ConnectionTarget } from '../db/connect';
-import { tlsModeFrom } from '../db/tls';
+import { TLS_SERVER_NAME_PROBLEM, tlsModeFrom, tlsServerNameFrom } from '../db/tls';
 import { AuthenticationError, SecretFormatError } from '../errors';
 import { type Logger, registerSecret } from '../log';
 import type { Credentials } from './config';
@@ -130,6 +130,14 @@ function parseSecret(
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new SecretFormatError(`${stage} of secret ${secretId} has an invalid port`);
   }
+  let tlsServerName: string | undefined;
+  try {
+    tlsServerName = tlsServerNameFrom(value.tlsServerName);
+  } catch {
+    throw new SecretFormatError(
+      `${stage} of secret ${secretId} is malformed: tlsServerName ${TLS_SERVER_NAME_PROBLEM}`,
+    );
+  }
   return {
     host: value.host as string,
     port,
@@ -137,5 +145,6 @@ function parseSecret(
     password: value.password as string,
     database: typeof value.dbname === 'string' ? value.dbname : undefined,
     tls: tlsModeFrom(value.ssl),
+    ...(tlsServerName ? { tlsServerName } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
@@ -11,6 +12,7 @@ import { type ExportSummary, runExport, type SessionOpener } from './exporter';
 import { type ClusterInvoker, lambdaInvoker } from './fan-out';
 import { MysqlSession } from './mysql-session';
 import { PostgresSession } from './postgres-session';
+import { publishExportMetrics } from './run-metrics';
 import { sinkFor } from './sink';
 import { WatermarkStore } from './watermark-store';
 
@@ -26,6 +28,10 @@ export interface ExportRuntime {
   invoker: ClusterInvoker;
   openers: Readonly<Record<EngineFamily, SessionOpener>>;
   logger: Logger;
+  /** Where each run's per-table and run metrics go (EMF); none in most tests. */
+  metrics?: Metrics;
+  /** A table lags when its watermark is more than this many windows (plus its lag) behind. */
+  lagAlarmWindows?: number;
   safetyMarginMs: number;
   concurrency: number;
   /** Time budget of a run outside Lambda, where no context tells the deadline. */
@@ -57,6 +63,11 @@ export function defaultExportRuntime(): ExportRuntime {
     invoker: lambdaInvoker(lambdaClient),
     openers: SESSION_OPENERS,
     logger: createLogger('log-export'),
+    metrics: new Metrics({
+      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'LogExport',
+      serviceName: 'log-export',
+    }),
+    lagAlarmWindows: Number(process.env.EXPORT_LAG_ALARM_WINDOWS ?? 4),
     safetyMarginMs: Number(process.env.EXPORT_SAFETY_MARGIN_SECONDS ?? 60) * 1000,
     concurrency: Number(process.env.EXPORT_CONCURRENCY ?? 4),
     localBudgetMs: 14 * 60_000,
@@ -103,5 +114,13 @@ export async function executeExport(
     reloadCluster,
   });
   runtime.logger.info('Export finished', { summary });
+  if (runtime.metrics) {
+    publishExportMetrics(summary, runtime.metrics, {
+      windowMinutes: config.windowMinutes,
+      lagSeconds: config.lagSeconds,
+      alarmWindows: runtime.lagAlarmWindows,
+      now: runtime.now(),
+    });
+  }
   return summary;
 }

@@ -25,6 +25,8 @@ export interface TableSummary {
   rows: number;
   objectsWritten: number;
   objectsSkipped: number;
+  /** Bytes of the objects written (compressed). */
+  bytes?: number;
   /** The watermark after the run (unchanged by backfills). */
   watermark?: string;
   /** Windows left for the next run: the remaining time fell below the safety margin. */

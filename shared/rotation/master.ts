@@ -2,7 +2,7 @@ import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient }
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DatabaseLogin, RotationAdapter } from '../db/adapter';
 import { adapterFor } from '../db/adapters';
-import { tlsModeFrom } from '../db/tls';
+import { type TlsMode, tlsModeFrom } from '../db/tls';
 import { RotationStateError, SecretFormatError } from '../errors';
 import { type DatabaseSecret, parseMasterSecret } from '../secret';
 import { describeSecret } from './versions';
@@ -68,11 +68,22 @@ export async function resolveMasterLogin(options: {
     port: where.port,
     username: master.username,
     password: master.password,
-    tls: tlsModeFrom(master.ssl ?? current.ssl),
+    tls: masterTlsMode(master.ssl, current.ssl),
   };
   const dbname = master.dbname ?? current.dbname;
   if (dbname) login.dbname = dbname;
+  // Only the master's own: a name from the rotated secret would let its writer choose what the master trusts.
+  if (master.tlsServerName) login.tlsServerName = master.tlsServerName;
   return login;
+}
+
+/**
+ * The master's own `ssl`, else the rotated secret's when that requires TLS, else
+ * `prefer`: the rotated secret may tighten the master's TLS, never switch it off.
+ */
+function masterTlsMode(masterSsl: unknown, currentSsl: unknown): TlsMode {
+  if (masterSsl !== undefined) return tlsModeFrom(masterSsl);
+  return tlsModeFrom(currentSsl) === 'require' ? 'require' : 'prefer';
 }
 
 /** Host, port and engine of the instance or cluster that an RDS-managed secret belongs to. */

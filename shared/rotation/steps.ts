@@ -7,7 +7,13 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import type { DatabaseLogin, DatabaseSession, RotationAdapter } from '../db/adapter';
+import type {
+  AccountRef,
+  DatabaseLogin,
+  DatabaseSession,
+  ProvisionStatement,
+  RotationAdapter,
+} from '../db/adapter';
 import { adapterFor } from '../db/adapters';
 import { tlsModeFrom } from '../db/tls';
 import { AuthenticationError, RotationStateError, SecretFormatError } from '../errors';
@@ -30,6 +36,8 @@ export interface RotationDeps {
   passwordPolicy: () => Promise<PasswordPolicy>;
   logger: Logger;
   metrics?: Metrics;
+  /** Called before each statement that provisions an alternating user (a test seam); absent in production. */
+  beforeProvisionStatement?: (statement: ProvisionStatement) => Promise<void>;
 }
 
 export type Strategy = 'single-user' | 'alternating-users';
@@ -200,35 +208,126 @@ class StepContext {
         `AWSPENDING ${this.token} of ${this.arn} is for user "${pending.username}", expected "${expectedUser}"`,
       );
     }
+    if (strategyOf(current) === 'alternating-users') return this.setAlternateUser(adapter, current, pending);
     if (await this.canLogin(adapter, loginOf(pending, adapter), 'setSecret: AWSPENDING'))
       return 'already-set';
+    await this.withSession(await this.openCurrentOrPrevious(adapter, current), (session) =>
+      session.setOwnPassword(pending.password),
+    );
+    return 'done';
+  }
 
-    if (strategyOf(current) === 'single-user') {
-      await this.withSession(await this.openCurrentOrPrevious(adapter, current), (session) =>
-        session.setOwnPassword(pending.password),
-      );
-      return 'done';
-    }
-    // Alternating users: prove the current credentials before lending the master's power to them.
+  /**
+   * Alternating users. Never `already-set`: a pending login proves the password,
+   * not the grants, so every attempt reapplies them (the password comes last).
+   */
+  private async setAlternateUser(
+    adapter: RotationAdapter,
+    current: DatabaseSecret,
+    pending: DatabaseSecret,
+  ): Promise<StepOutcome> {
+    // Prove the current credentials before lending the master's power to them.
     const account = await this.withSession(
       await adapter.open(loginOf(current, adapter), this.purpose('setSecret: AWSCURRENT')),
       (session) => session.account(),
     );
+    const target: AccountRef = { ...account, name: pending.username };
+    const proven = await this.provesOwnership(adapter, current, pending, target);
     const masterLogin = await resolveMasterLogin({
       secretsManager: this.deps.secretsManager,
       rds: this.deps.rds,
       current,
       adapter,
     });
-    await this.withSession(await adapter.open(masterLogin, this.purpose('setSecret: master')), (master) =>
-      master.provisionAlternateUser({
-        original: originalUsername(current.username),
-        current: account,
-        pending: pending.username,
-        password: pending.password,
-      }),
+    await this.withSession(
+      await adapter.open(masterLogin, this.purpose('setSecret: master')),
+      async (master) => {
+        let create = false;
+        if (!proven) {
+          const found = await master.inspectAlternateUser({
+            current: account,
+            pending: pending.username,
+            password: pending.password,
+          });
+          if (found === 'exists') {
+            throw new RotationStateError(
+              `Refusing to rotate ${this.arn} into user ${describeAccount(target)}: it exists, and the secret's history does not show that the secret owns it (neither AWSPREVIOUS nor AWSPENDING logs in as it)`,
+            );
+          }
+          create = found === 'absent';
+        }
+        const hook = this.deps.beforeProvisionStatement;
+        await master.provisionAlternateUser({
+          original: originalUsername(current.username),
+          current: account,
+          pending: pending.username,
+          password: pending.password,
+          create,
+          ...(current.ownerRole ? { ownerRole: current.ownerRole } : {}),
+          ...(hook ? { beforeStatement: hook } : {}),
+        });
+      },
     );
     return 'done';
+  }
+
+  /**
+   * Whether the secret's own history shows that it owns `target`, the user it
+   * rotates into: the AWSPREVIOUS version names it and still logs in as exactly
+   * that account, or the pending password already does (an earlier attempt of
+   * this rotation set it). Both logins go where AWSCURRENT points: only a login
+   * proves anything, as anyone who may write the secret may write any version.
+   * Without a proof the user must not exist yet (or, MySQL family, be the locked
+   * account an earlier attempt of this rotation created); the master checks that.
+   */
+  private async provesOwnership(
+    adapter: RotationAdapter,
+    current: DatabaseSecret,
+    pending: DatabaseSecret,
+    target: AccountRef,
+  ): Promise<boolean> {
+    const previous = await this.previous();
+    if (previous?.username === target.name) {
+      const login = {
+        ...loginOf(current, adapter),
+        password: previous.password,
+        username: previous.username,
+      };
+      if (await this.logsInAs(adapter, login, target, 'setSecret: AWSPREVIOUS')) return true;
+    }
+    const login = { ...loginOf(current, adapter), password: pending.password, username: pending.username };
+    return this.logsInAs(adapter, login, target, 'setSecret: AWSPENDING');
+  }
+
+  /** Logs in and checks that the server authenticated exactly `account` (MySQL: name and host pattern). */
+  private async logsInAs(
+    adapter: RotationAdapter,
+    login: DatabaseLogin,
+    account: AccountRef,
+    purpose: string,
+  ): Promise<boolean> {
+    try {
+      const seen = await this.withSession(await adapter.open(login, this.purpose(purpose)), (s) =>
+        s.account(),
+      );
+      return seen.name === account.name && seen.host === account.host;
+    } catch (error) {
+      if (error instanceof AuthenticationError) return false;
+      throw error;
+    }
+  }
+
+  /** The AWSPREVIOUS version, or undefined when there is none or it is not a database secret. */
+  private async previous(): Promise<DatabaseSecret | undefined> {
+    const previousId = this.#state?.versionWith('AWSPREVIOUS');
+    if (!previousId) return undefined;
+    const text = await versionValue(this.deps.secretsManager, this.arn, previousId);
+    try {
+      return parseDatabaseSecret(text, `AWSPREVIOUS (${previousId}) of ${this.arn}`);
+    } catch (error) {
+      if (error instanceof SecretFormatError) return undefined;
+      throw error;
+    }
   }
 
   async testSecret(): Promise<StepOutcome> {
@@ -334,7 +433,13 @@ class StepContext {
         `AWSPREVIOUS (${previousId}) of ${this.arn}`,
       );
       assertSameDatabase(current, previous, adapter, `AWSPREVIOUS ${previousId}`);
-      if (previous.username !== current.username) throw error;
+      // Only the same user may stand in: the session below changes its own password.
+      if (previous.username !== current.username) {
+        throw new SecretFormatError(
+          `AWSCURRENT of ${this.arn} does not log in as "${current.username}", and AWSPREVIOUS ${previousId} is for user "${previous.username}": it cannot stand in`,
+          { cause: error },
+        );
+      }
       try {
         return await adapter.open(loginOf(previous, adapter), this.purpose('setSecret: AWSPREVIOUS'));
       } catch (previousError) {
@@ -359,6 +464,11 @@ class StepContext {
   }
 }
 
+/** `"app"`, or `"app"@"10.0.%"` for a MySQL account. */
+function describeAccount(account: AccountRef): string {
+  return account.host === undefined ? `"${account.name}"` : `"${account.name}"@"${account.host}"`;
+}
+
 function strategyOf(secret: DatabaseSecret): Strategy {
   return secret.masterarn ? 'alternating-users' : 'single-user';
 }
@@ -372,6 +482,7 @@ function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogi
     tls: tlsModeFrom(secret.ssl),
   };
   if (secret.dbname) login.dbname = secret.dbname;
+  if (secret.tlsServerName) login.tlsServerName = secret.tlsServerName;
   return login;
 }
 

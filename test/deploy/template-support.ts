@@ -169,3 +169,56 @@ export function zipEntries(path: string): Array<{ name: string; size: number }> 
   }
   return entries;
 }
+
+/** Account, region and partition that `${AWS::...}` stand for when statements are evaluated. */
+const PSEUDO: Record<string, string> = {
+  'AWS::Partition': 'aws',
+  'AWS::Region': 'us-east-1',
+  'AWS::AccountId': '123456789012',
+};
+
+/** A resource of a materialized statement as a plain ARN pattern: `Fn::Sub` expanded with the pseudo parameters. */
+function resourcePattern(resource: unknown, parameters: Record<string, string>): string | undefined {
+  const text =
+    typeof resource === 'string' ? resource : (resource as { 'Fn::Sub'?: unknown } | null)?.['Fn::Sub'];
+  if (typeof text !== 'string') return undefined;
+  return text.replace(
+    /\$\{([^}]+)\}/g,
+    (_, name: string) => PSEUDO[name] ?? parameters[name] ?? `\${${name}}`,
+  );
+}
+
+/** IAM's wildcard match: `*` any run of characters, `?` one character, case-sensitive. */
+function iamMatch(pattern: string, value: string): boolean {
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${regex}$`).test(value);
+}
+
+/**
+ * Whether the identity policy `policy` lets its role call `action` on `arn`, as IAM
+ * decides it for one policy: some Allow statement matches and no Deny statement does.
+ * Statements with conditions are not evaluated and count as not matching.
+ */
+export function policyAllows(
+  template: Template,
+  policy: string,
+  action: string,
+  arn: string,
+  parameters: Record<string, string> = {},
+): boolean {
+  const matches = (statement: Statement) =>
+    !statement.Condition &&
+    asArray(statement.Action).some((a) => iamMatch(a, action)) &&
+    asArray(statement.Resource).some((r) => {
+      const pattern = resourcePattern(r, parameters);
+      return pattern !== undefined && iamMatch(pattern, arn);
+    });
+  const statements = identityStatements(template)
+    .filter((s) => s.policy === policy)
+    .map((s) => s.statement);
+  if (statements.some((s) => s.Effect === 'Deny' && matches(s))) return false;
+  return statements.some((s) => s.Effect === 'Allow' && matches(s));
+}

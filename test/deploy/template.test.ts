@@ -2,7 +2,37 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeHandler as makeExportHandler } from '../../functions/export';
+import { makeHandler as makeHealthHandler } from '../../functions/health';
+import { createLogger } from '../../shared/log';
+import { PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../../shared/rotation/driver';
+import {
+  createWatermarkTable,
+  exportDirectory,
+  mysqlClusterParameters,
+  putParameters,
+  testRuntime,
+} from '../shared/export/support';
+import {
+  invoker,
+  postgresUnderTest,
+  rotate,
+  rotationDeps,
+  singleUserSecret,
+} from '../shared/rotation/support';
+import { uniqueName } from '../stack/fixtures';
+import { captureOutput } from '../support/capture';
+import {
+  alarmMetrics,
+  dashboardMetrics,
+  emfMetrics,
+  isEmitted,
+  type MetricRef,
+  metricFilterMetrics,
+} from './emitted-metrics';
 import {
   arnOf,
   asArray,
@@ -10,6 +40,7 @@ import {
   materialize,
   ofType,
   packageService,
+  policyAllows,
   type Resource,
   resourcePolicyStatements,
   type Statement,
@@ -34,7 +65,10 @@ const PARAMS = {
 // Zipped bundle (code plus source map) of each function stays below this.
 const MAX_ZIP_BYTES = 5 * 1024 * 1024;
 // The only identity statements allowed on Resource "*": actions without resources.
-const UNSCOPED_SIDS = new Set(['GeneratePasswords']);
+const UNSCOPED: Record<string, string> = {
+  GeneratePasswords: 'secretsmanager:GetRandomPassword',
+  ListRotatedSecrets: 'secretsmanager:ListSecrets',
+};
 
 let outDir: string;
 let raw: Template;
@@ -72,19 +106,39 @@ const bySid = (statements: Statement[], sid: string): Statement => {
 const sub = (value: unknown) => (value as { 'Fn::Sub': string })['Fn::Sub'];
 
 describe('the packaged CloudFormation template', () => {
-  it('has both functions on nodejs22.x and arm64, each with a role of its own', () => {
+  it('has its three functions on nodejs22.x and arm64, each with a role of its own', () => {
     const functions = ofType(template, 'AWS::Lambda::Function');
-    expect(functions.map(([id]) => id).sort()).toEqual(['ExportLambdaFunction', 'RotateLambdaFunction']);
+    expect(functions.map(([id]) => id).sort()).toEqual([
+      'ExportLambdaFunction',
+      'HealthLambdaFunction',
+      'RotateLambdaFunction',
+    ]);
     for (const [, fn] of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
       expect(fn.Properties.Architectures).toEqual(['arm64']);
     }
     const roles = ofType(template, 'AWS::IAM::Role').map(([id]) => id);
-    expect(roles.sort()).toEqual(['ExportFunctionRole', 'RotateFunctionRole']);
+    expect(roles.sort()).toEqual(['ExportFunctionRole', 'HealthFunctionRole', 'RotateFunctionRole']);
     expect(props(template, 'RotateLambdaFunction').Role).toEqual(arnOf('RotateFunctionRole'));
     expect(props(template, 'ExportLambdaFunction').Role).toEqual(arnOf('ExportFunctionRole'));
     expect(props(template, 'RotateFunctionPolicy').Roles).toEqual([{ Ref: 'RotateFunctionRole' }]);
     expect(props(template, 'ExportFunctionPolicy').Roles).toEqual([{ Ref: 'ExportFunctionRole' }]);
+    expect(props(template, 'HealthLambdaFunction').Role).toEqual(arnOf('HealthFunctionRole'));
+    expect(props(template, 'HealthFunctionPolicy').Roles).toEqual([{ Ref: 'HealthFunctionRole' }]);
+  });
+
+  it('lets the health check list secrets and read version dates, and nothing of their values', () => {
+    const actions = policyOf('HealthFunctionPolicy').flatMap((s) => asArray(s.Action));
+    expect(actions.sort()).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'secretsmanager:ListSecretVersionIds',
+      'secretsmanager:ListSecrets',
+    ]);
+    const health = props(template, 'HealthLambdaFunction');
+    expect(sub(health.Environment.Variables.ROTATION_FUNCTION_ARN)).toMatch(
+      new RegExp(`:function:${SERVICE}-${STAGE}-rotate$`),
+    );
   });
 
   it('gives the rotation function at least 30 s and the VPC subnets and security groups passed as params', () => {
@@ -146,11 +200,13 @@ describe('the packaged CloudFormation template', () => {
 
   it('scopes every identity statement to named resources, GetRandomPassword excepted', () => {
     for (const { policy, statement } of identityStatements(template)) {
-      expect(statement.Effect).toBe('Allow');
+      // Deny statements only fence off what an overlapping Allow might reach.
+      if (statement.Effect === 'Deny') expect(statement.Sid, policy).toMatch(/^Never/);
       const resources = asArray(statement.Resource);
       expect(resources.length, `${policy}/${statement.Sid}`).toBeGreaterThan(0);
-      if (UNSCOPED_SIDS.has(statement.Sid ?? '')) {
-        expect(statement.Action).toBe('secretsmanager:GetRandomPassword');
+      const unscoped = UNSCOPED[statement.Sid ?? ''];
+      if (unscoped) {
+        expect(statement.Action).toBe(unscoped);
         continue;
       }
       for (const r of resources) expect(r, `${policy}/${statement.Sid}`).not.toBe('*');
@@ -199,6 +255,7 @@ describe('the packaged CloudFormation template', () => {
     ]);
     expect(bySid(statements, 'ReadDatabaseCredentials').Action).toBe('secretsmanager:GetSecretValue');
     expect(sub(bySid(statements, 'ReadDatabaseCredentials').Resource)).toMatch(/:secret:db\/\*$/);
+    expect(bySid(statements, 'NeverReadMasterSecrets').Effect).toBe('Deny');
     expect(bySid(statements, 'TrackWatermarks').Resource).toEqual(arnOf('WatermarkTable'));
     expect(sub(bySid(statements, 'WriteExportObjects').Resource)).toMatch(
       /^\$\{ExportBucket\.Arn\}\/logs\/\*$/,
@@ -212,6 +269,113 @@ describe('the packaged CloudFormation template', () => {
     );
     expect(props(template, 'ExportLambdaFunction').FunctionName).toBe(`${SERVICE}-${STAGE}-export`);
     expect(bySid(statements, 'RecordFailedInvocations').Resource).toEqual(arnOf('ExportDeadLetterQueue'));
+  });
+
+  describe('master secrets', () => {
+    const arn = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-AbCdEf`;
+    const APP = arn('db/orders-app');
+    const MASTER = arn('db-master/orders');
+    const RDS_MASTER = arn('rds!cluster-0c3e1a2b-77aa-4c1e-9f00-1234567890ab');
+    const WRITES = ['secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'];
+
+    it('by default: rotation rotates db/* and only reads db-master/*; the exporter reads db/* and no master', () => {
+      const rotate = (action: string, target: string) =>
+        policyAllows(template, 'RotateFunctionPolicy', action, target);
+      const exporter = (action: string, target: string) =>
+        policyAllows(template, 'ExportFunctionPolicy', action, target);
+
+      for (const action of ['secretsmanager:GetSecretValue', ...WRITES]) {
+        expect(rotate(action, APP), action).toBe(true);
+        for (const master of [MASTER, RDS_MASTER]) {
+          expect(exporter('secretsmanager:GetSecretValue', master), master).toBe(false);
+        }
+      }
+      expect(rotate('secretsmanager:GetSecretValue', MASTER)).toBe(true);
+      for (const action of WRITES) expect(rotate(action, MASTER), action).toBe(false);
+      // RDS-managed masters: not readable until a parameter names them.
+      expect(rotate('secretsmanager:GetSecretValue', RDS_MASTER)).toBe(false);
+      expect(exporter('secretsmanager:GetSecretValue', APP)).toBe(true);
+    });
+
+    it('never lets rotation write, nor the exporter read, a master secret, even when the patterns overlap', () => {
+      const overlapping = materialize(raw, { RdsMasterSecretNamePattern: 'rds!*' });
+      const params = { RdsMasterSecretNamePattern: 'rds!*' };
+      expect(
+        policyAllows(
+          overlapping,
+          'RotateFunctionPolicy',
+          'secretsmanager:GetSecretValue',
+          RDS_MASTER,
+          params,
+        ),
+      ).toBe(true);
+      for (const action of WRITES) {
+        expect(policyAllows(overlapping, 'RotateFunctionPolicy', action, RDS_MASTER, params), action).toBe(
+          false,
+        );
+      }
+      expect(
+        policyAllows(
+          overlapping,
+          'ExportFunctionPolicy',
+          'secretsmanager:GetSecretValue',
+          RDS_MASTER,
+          params,
+        ),
+      ).toBe(false);
+      // The deny statements name the master patterns and every secret action the role is
+      // allowed beyond reading (rotation) or at all (exporter), whatever the allow statements say.
+      const allowed = (policy: string) =>
+        policyOf(policy)
+          .filter((s) => s.Effect === 'Allow')
+          .flatMap((s) => asArray(s.Action))
+          .filter((a) => a.startsWith('secretsmanager:') && a !== 'secretsmanager:GetRandomPassword');
+      const reads = new Set(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(
+        asArray(bySid(policyOf('RotateFunctionPolicy'), 'NeverWriteMasterSecrets').Action).sort(),
+      ).toEqual([...new Set(allowed('RotateFunctionPolicy').filter((a) => !reads.has(a)))].sort());
+      expect(
+        asArray(bySid(policyOf('ExportFunctionPolicy'), 'NeverReadMasterSecrets').Action).sort(),
+      ).toEqual([...new Set(allowed('ExportFunctionPolicy'))].sort());
+      for (const [policy, sid] of [
+        ['RotateFunctionPolicy', 'NeverWriteMasterSecrets'],
+        ['ExportFunctionPolicy', 'NeverReadMasterSecrets'],
+      ] as const) {
+        const deny = bySid(policyOf(policy), sid);
+        expect(deny.Effect).toBe('Deny');
+        expect(asArray(deny.Resource).map(sub)).toEqual([
+          expect.stringMatching(/:secret:db-master\/\*$/),
+          expect.stringMatching(/:secret:rds!\*$/),
+        ]);
+      }
+    });
+
+    it('reads RDS-managed master secrets when rdsMasterSecretNamePattern names them, and refuses other names', () => {
+      const parameter = raw.Parameters?.RdsMasterSecretNamePattern as { AllowedPattern?: string };
+      const allowed = new RegExp(parameter.AllowedPattern ?? '');
+      expect(allowed.test('rds!cluster-*')).toBe(true);
+      expect(allowed.test('')).toBe(true);
+      expect(allowed.test('db/*')).toBe(false);
+      expect(allowed.test('*')).toBe(false);
+
+      const withRds = materialize(raw, { RdsMasterSecretNamePattern: 'rds!cluster-*' });
+      const statement = bySid(
+        identityStatements(withRds)
+          .filter(({ policy }) => policy === 'RotateFunctionPolicy')
+          .map(({ statement }) => statement),
+        'ReadRdsManagedMasterSecrets',
+      );
+      expect(statement.Action).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(sub(statement.Resource)).toMatch(/:secret:\$\{RdsMasterSecretNamePattern\}$/);
+      expect(policyOf('RotateFunctionPolicy').map((s) => s.Sid)).not.toContain('ReadRdsManagedMasterSecrets');
+    });
+  });
+
+  it('reserves concurrency for the rotation function (5 by default, none with 0)', () => {
+    expect(props(template, 'RotateLambdaFunction').ReservedConcurrentExecutions).toBe('5');
+    const unreserved = materialize(raw, { RotationReservedConcurrency: '0' });
+    expect(props(unreserved, 'RotateLambdaFunction')).not.toHaveProperty('ReservedConcurrentExecutions');
+    expect(props(template, 'ExportLambdaFunction')).not.toHaveProperty('ReservedConcurrentExecutions');
   });
 
   it('encrypts the watermark table with the project key and keeps point-in-time recovery', () => {
@@ -327,8 +491,15 @@ describe('the packaged CloudFormation template', () => {
     const schedules = ofType(template, 'AWS::Events::Rule').filter(
       ([, r]) => r.Properties.ScheduleExpression,
     );
-    expect(schedules).toHaveLength(1);
-    const schedule = schedules[0]?.[1].Properties ?? {};
+    const targets = schedules.map(([, r]) => json(r.Properties.Targets[0].Arn));
+    expect(targets.sort()).toEqual([
+      json(arnOf('ExportLambdaFunction')),
+      json(arnOf('HealthLambdaFunction')),
+    ]);
+    const schedule =
+      schedules.find(
+        ([, r]) => json(r.Properties.Targets[0].Arn) === json(arnOf('ExportLambdaFunction')),
+      )?.[1].Properties ?? {};
     expect(schedule.ScheduleExpression).toBe('rate(5 minutes)');
     expect(schedule.State).toBe('ENABLED');
     expect(schedule.Targets[0].Arn).toEqual(arnOf('ExportLambdaFunction'));
@@ -398,5 +569,86 @@ describe('the packaged CloudFormation template', () => {
       ]);
     }
     console.info(`bundle sizes: ${sizes.join('; ')}`);
+  });
+
+  describe('metrics of the dashboard and the alarms', () => {
+    const namespace = `${SERVICE}/${STAGE}`;
+    let emitted: MetricRef[] = [];
+
+    /** Runs each function for real (rotations, a failed one, the health check, an export) and keeps what it emits. */
+    beforeAll(async () => {
+      const metrics = (serviceName: string) => new Metrics({ namespace, serviceName });
+      const output = captureOutput();
+      try {
+        const rotation = invoker(rotationDeps({ metrics: metrics('secret-rotation') }));
+        const good = await singleUserSecret(postgresUnderTest);
+        await rotate(good.arn, { invoke: rotation });
+        const bad = await singleUserSecret(postgresUnderTest, { engine: 'oracle' });
+        await rotate(bad.arn, { invoke: rotation }).catch(() => {});
+        await makeHealthHandler({
+          secretsManager: new SecretsManagerClient({}),
+          rotationFunctionArn: PLACEHOLDER_ROTATION_LAMBDA_ARN,
+          metrics: metrics('secret-rotation'),
+          logger: createLogger('health-test'),
+        })();
+        const path = `/${uniqueName('metrics')}`;
+        await putParameters(path, {
+          'global/destination': `file://${exportDirectory()}`,
+          'global/window-minutes': '1',
+          'global/lag-seconds': '0',
+          'global/initial-lookback-hours': '1',
+          ...mysqlClusterParameters('db1'),
+          'clusters/db1/tables': ['general_log'],
+        });
+        const runtime = { ...testRuntime({ path, watermarkTable: await createWatermarkTable() }) };
+        await makeExportHandler({ ...runtime, metrics: metrics('log-export') })({ cluster: 'db1' });
+      } finally {
+        output.stop();
+      }
+      emitted = [...emfMetrics(output.text()), ...metricFilterMetrics(template)];
+    }, 180_000);
+
+    it('the functions emit what the operations view needs', () => {
+      const names = new Set(emitted.map((m) => m.name));
+      for (const name of [
+        'RotationSucceeded',
+        'RotationFailed',
+        'StuckSecrets',
+        'ExportLagSeconds',
+        'TablesExported',
+      ]) {
+        expect(names, name).toContain(name);
+      }
+    });
+
+    it('every metric of the dashboard and of the alarms in our namespace is one the functions emit', () => {
+      const refs = [...dashboardMetrics(template), ...alarmMetrics(template)];
+      const ours = refs.filter((r) => !r.namespace.startsWith('AWS/'));
+      expect(ours.length).toBeGreaterThan(12);
+      expect(ours.filter((r) => !isEmitted(r, emitted))).toEqual([]);
+      // AWS's own metrics: the namespaces the functions' resources report to.
+      expect(new Set(refs.filter((r) => r.namespace.startsWith('AWS/')).map((r) => r.namespace))).toEqual(
+        new Set(['AWS/Lambda', 'AWS/SQS']),
+      );
+    });
+
+    it('alarms on overdue and stuck secrets, sustained export lag and an exporter that went silent', () => {
+      const alarms = alarmMetrics(template).map((a) => `${a.name}@${a.dimensions.service ?? '-'}`);
+      expect(alarms).toEqual(
+        expect.arrayContaining([
+          'OverdueSecrets@secret-rotation',
+          'StuckSecrets@secret-rotation',
+          'LaggingTables@log-export',
+          'TablesExported@log-export',
+        ]),
+      );
+      const lag = props(template, 'ExportLagAlarm');
+      expect(lag.EvaluationPeriods * lag.Period).toBeGreaterThanOrEqual(900);
+      expect(lag.DatapointsToAlarm).toBe(lag.EvaluationPeriods);
+      expect(props(template, 'ExportStoppedAlarm').TreatMissingData).toBe('breaching');
+      expect(props(template, 'ExportLambdaFunction').Environment.Variables.EXPORT_LAG_ALARM_WINDOWS).toBe(
+        '4',
+      );
+    });
   });
 });

@@ -133,7 +133,8 @@ describe.each([{ fullScan: false }, { fullScan: true }])(
       const { rows, start, end } = eventsAcrossMidnight(now, 20_000, 30);
       const { path, watermarkTable, bucket } = await setUp({
         windowMinutes: 30,
-        lookbackHours: 30,
+        // The rows start as early as 32 hours ago (20:00 UTC, a day or two back).
+        lookbackHours: 33,
         rows,
         fullScan,
       });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type MariadbInfo, startMariadb } from './mariadb';
 import { startMoto } from './moto';
 import { type PostgresInfo, startPostgres } from './postgres';
+import { assertPrerequisites, stackNeeds } from './prerequisites';
 
 /** Where the local stack runs; handed from the global setup to every test file. */
 export interface StackInfo {
@@ -24,6 +25,7 @@ export interface Stack extends StackInfo {
  */
 export async function startStack(): Promise<Stack> {
   const env = process.env;
+  assertPrerequisites(stackNeeds(env));
   const workDir = mkdtempSync(join(tmpdir(), 'stack-'));
   const password = () => randomBytes(12).toString('base64url');
   const stops: Array<() => Promise<void>> = [];

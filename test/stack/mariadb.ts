@@ -1,7 +1,16 @@
 import { existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
+import {
+  execFileAsync,
+  freePort,
+  isRoot,
+  StartFailure,
+  startDaemon,
+  tailOf,
+  tempDirFor,
+  waitFor,
+} from './process';
 
 export interface MariadbInfo {
   host: string;
@@ -16,9 +25,13 @@ export interface MariadbHandle extends MariadbInfo {
   stop(): Promise<void>;
 }
 
-function findBinary(names: string[]): string {
+/** A MariaDB/MySQL program: from MYSQL_BIN (a directory) when set, else the usual places. */
+export function findMariadbBinary(names: string[]): string {
+  const dirs = process.env.MYSQL_BIN
+    ? [process.env.MYSQL_BIN]
+    : ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/mysql/bin'];
   for (const name of names) {
-    for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/mysql/bin']) {
+    for (const dir of dirs) {
       if (existsSync(join(dir, name))) return join(dir, name);
     }
   }
@@ -27,13 +40,23 @@ function findBinary(names: string[]): string {
   );
 }
 
+/** PEM files a server presents for TLS; a server given none offers no TLS. */
+export interface ServerTlsFiles {
+  cert: string;
+  key: string;
+}
+
 /**
  * Starts a MariaDB (or MySQL) instance of the tests' own: its own datadir, the
- * general log in a table, no anonymous users, no name resolution.
+ * general log in a table, no anonymous users, no name resolution; TLS only when
+ * `options.ssl` names a certificate (`FLUSH SSL` re-reads the files).
  */
-export async function startMariadb(adminPassword: string): Promise<MariadbHandle> {
-  const server = findBinary(['mariadbd', 'mysqld']);
-  const installDb = findBinary(['mariadb-install-db', 'mysql_install_db']);
+export async function startMariadb(
+  adminPassword: string,
+  options: { ssl?: ServerTlsFiles } = {},
+): Promise<MariadbHandle> {
+  const server = findMariadbBinary(['mariadbd', 'mysqld']);
+  const installDb = findMariadbBinary(['mariadb-install-db', 'mysql_install_db']);
   const dir = tempDirFor('mysql', 'mariadb-stack-');
   const dataDir = join(dir, 'data');
   const socket = join(dir, 'mysqld.sock');
@@ -64,6 +87,7 @@ export async function startMariadb(adminPassword: string): Promise<MariadbHandle
       '--innodb-buffer-pool-size=64M',
       '--innodb-flush-log-at-trx-commit=0',
       '--max-connections=300',
+      ...(options.ssl ? [`--ssl-cert=${options.ssl.cert}`, `--ssl-key=${options.ssl.key}`] : []),
       `--log-error=${join(dir, 'error.log')}`,
     ],
     log,
@@ -74,7 +98,11 @@ export async function startMariadb(adminPassword: string): Promise<MariadbHandle
   });
   // Freshly installed, root has an empty password over the socket.
   await waitFor('mariadb', async () => {
-    if (exited) throw new Error(`mariadbd exited; see ${join(dir, 'error.log')}`);
+    if (exited) {
+      throw new StartFailure(
+        `mariadbd exited at start; its error log ends with:\n${tailOf(join(dir, 'error.log'))}`,
+      );
+    }
     const conn = await mysql.createConnection({ socketPath: socket, user: 'root' });
     await conn.end();
     return true;

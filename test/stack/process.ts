@@ -40,6 +40,13 @@ export function tempDirFor(user: string, prefix: string): string {
   return dir;
 }
 
+/** Hands a file to an OS user when we are root (PostgreSQL wants its TLS key owned by itself, mode 0600). */
+export function ownBy(user: string, path: string): void {
+  if (!isRoot) return;
+  const { uid, gid } = osUser(user);
+  chownSync(path, uid, gid);
+}
+
 function osUser(name: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
@@ -49,7 +56,12 @@ function osUser(name: string): { uid: number; gid: number } {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-/** Polls `check` until it resolves true or the deadline passes. */
+/** Thrown by a readiness check when waiting longer cannot help (the process exited). */
+export class StartFailure extends Error {
+  override name = 'StartFailure';
+}
+
+/** Polls `check` until it resolves true or the deadline passes; a StartFailure ends the wait at once. */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
@@ -61,6 +73,7 @@ export async function waitFor(
     try {
       if (await check()) return;
     } catch (error) {
+      if (error instanceof StartFailure) throw error;
       lastError = error;
     }
     await new Promise((r) => setTimeout(r, 200));
@@ -73,4 +86,14 @@ export function startDaemon(command: string, args: string[], logFd: number): Chi
   const child = spawn(command, args, { stdio: ['ignore', logFd, logFd], detached: false });
   child.unref();
   return child;
+}
+
+/** The last lines of a log file, for a service that stopped before it became ready. */
+export function tailOf(path: string, lines = 15): string {
+  try {
+    const text = readFileSync(path, 'utf8').trimEnd();
+    return text.split('\n').slice(-lines).join('\n');
+  } catch {
+    return `(no log at ${path})`;
+  }
 }

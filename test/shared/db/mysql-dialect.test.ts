@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   accountName,
   assertUsernameFits,
-  createUserStatement,
+  createLockedUserStatement,
   detectMysqlServer,
   type MysqlServer,
   quoteString,
   rewriteGrant,
   setOwnPasswordStatement,
-  setPasswordStatement,
+  setPasswordAndUnlockStatement,
+  storedPasswordMatches,
 } from '../../../shared/db/mysql-dialect';
 import { mysqlNativePasswordHash } from '../../../shared/db/password-hash';
 import { DatabaseError, SecretFormatError } from '../../../shared/errors';
@@ -60,14 +61,35 @@ describe('password statements by flavour and version', () => {
     ['MySQL 8.0', `IDENTIFIED WITH caching_sha2_password BY '${PASSWORD}'`],
     ['MySQL 8.4', `IDENTIFIED WITH caching_sha2_password BY '${PASSWORD}'`],
     ['MySQL 9.1', `IDENTIFIED WITH caching_sha2_password BY '${PASSWORD}'`],
-  ] as const)('%s: the master creates and updates users %s', (server, clause) => {
-    const account = { name: 'app_clone', host: '10.0.%' };
-    expect(createUserStatement(SERVERS[server], account, PASSWORD)).toBe(
-      `CREATE USER IF NOT EXISTS 'app_clone'@'10.0.%' ${clause}`,
-    );
-    expect(setPasswordStatement(SERVERS[server], account, PASSWORD)).toBe(
-      `ALTER USER 'app_clone'@'10.0.%' ${clause}`,
-    );
+  ] as const)(
+    '%s: the master creates the clone locked, and sets the password and unlocks last, %s',
+    (server, clause) => {
+      const account = { name: 'app_clone', host: '10.0.%' };
+      expect(createLockedUserStatement(SERVERS[server], account, PASSWORD)).toBe(
+        `CREATE USER 'app_clone'@'10.0.%' ${clause} ACCOUNT LOCK`,
+      );
+      expect(setPasswordAndUnlockStatement(SERVERS[server], account, PASSWORD)).toBe(
+        `ALTER USER 'app_clone'@'10.0.%' ${clause} ACCOUNT UNLOCK`,
+      );
+    },
+  );
+
+  it.each([
+    ['10.3.39-MariaDB', ''],
+    ['10.4.1-MariaDB', ''],
+    ['5.7.5', 'MySQL Community Server (GPL)'],
+  ])('refuses to provision alternating users on %s (no ACCOUNT LOCK)', (version, comment) => {
+    const server = detectMysqlServer(version, comment);
+    const account = { name: 'app_clone', host: '%' };
+    expect(() => createLockedUserStatement(server, account, PASSWORD)).toThrow(/need ACCOUNT LOCK/);
+    expect(() => setPasswordAndUnlockStatement(server, account, PASSWORD)).toThrow(/need ACCOUNT LOCK/);
+  });
+
+  it('recognises the pending password in an unsalted stored hash only (not MySQL 8 caching_sha2_password)', () => {
+    expect(storedPasswordMatches(SERVERS['MariaDB 10.11'], HASH, PASSWORD)).toBe(true);
+    expect(storedPasswordMatches(SERVERS['MySQL 5.7'], HASH, PASSWORD)).toBe(true);
+    expect(storedPasswordMatches(SERVERS['MariaDB 10.11'], HASH, `${PASSWORD}x`)).toBe(false);
+    expect(storedPasswordMatches(SERVERS['MySQL 8.0'], HASH, PASSWORD)).toBe(false);
   });
 
   it('refuses MySQL before 5.7', () => {

@@ -3,9 +3,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Duplex, PassThrough } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres } from '../../../shared/db/connect';
+import { type ConnectionTarget, connectMysql, connectPostgres } from '../../../shared/db/connect';
 import { resetTrustedCertificates } from '../../../shared/db/tls';
 import { AuthenticationError, DatabaseError } from '../../../shared/errors';
 import { createLogger } from '../../../shared/log';
@@ -16,14 +17,18 @@ import { captureOutput } from '../../support/capture';
  * then refuses the login (28P01): enough to watch what the client does after a
  * certificate failure and after an authentication failure over TLS.
  */
-function fakeTlsPostgres(key: string, cert: string): { server: Server; connections: () => number } {
+function fakeTlsPostgres(
+  key: string,
+  cert: string,
+): { server: Server; connections: () => number; serverNames: string[] } {
   let connections = 0;
+  const serverNames: string[] = [];
   const server = createServer((socket) => {
     connections++;
     socket.on('error', () => {});
     socket.once('data', () => {
       socket.write('S'); // yes to SSLRequest
-      const tls = new TLSSocket(socket, { isServer: true, key, cert });
+      const tls = new TLSSocket(socket, { isServer: true, key, cert, SNICallback: recordSni(serverNames) });
       tls.on('error', () => {});
       tls.once('data', () => {
         const fields = ['SFATAL', 'VFATAL', 'C28P01', 'Mpassword authentication failed for user "app"']
@@ -37,7 +42,64 @@ function fakeTlsPostgres(key: string, cert: string): { server: Server; connectio
       });
     });
   });
-  return { server, connections: () => connections };
+  return { server, connections: () => connections, serverNames };
+}
+
+/** Notes the SNI name a client sends (the handshake goes on with the socket's own certificate). */
+function recordSni(names: string[]) {
+  return (name: string, done: (error: Error | null) => void) => {
+    names.push(name);
+    done(null);
+  };
+}
+
+/**
+ * A stand-in MySQL server: greets offering TLS, then takes the client's SSLRequest
+ * and starts TLS; enough to see the SNI a client sends.
+ */
+function fakeTlsMysql(key: string, cert: string): { server: Server; serverNames: string[] } {
+  const serverNames: string[] = [];
+  const u16 = (n: number) => Buffer.from([n & 0xff, (n >> 8) & 0xff]);
+  // CLIENT_LONG_PASSWORD, PROTOCOL_41, SSL, SECURE_CONNECTION, PLUGIN_AUTH
+  const capabilities = 0x1 | 0x200 | 0x800 | 0x8000 | 0x80000;
+  const greeting = Buffer.concat([
+    Buffer.from([10]),
+    Buffer.from('5.7.0-fake\0'),
+    Buffer.from([1, 0, 0, 0]),
+    Buffer.alloc(8, 0x61),
+    Buffer.from([0]),
+    u16(capabilities & 0xffff),
+    Buffer.from([0x21]),
+    u16(2),
+    u16(capabilities >>> 16),
+    Buffer.from([21]),
+    Buffer.alloc(10),
+    Buffer.alloc(12, 0x62),
+    Buffer.from([0]),
+    Buffer.from('mysql_native_password\0'),
+  ]);
+  const header = Buffer.from([greeting.length & 0xff, (greeting.length >> 8) & 0xff, 0, 0]);
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write(Buffer.concat([header, greeting]));
+    socket.once('data', (data) => {
+      // The client sends its TLS hello right behind the 36-byte SSLRequest: hand those bytes on.
+      socket.pause();
+      const incoming = new PassThrough();
+      incoming.write(data.subarray(36));
+      socket.pipe(incoming);
+      socket.resume();
+      const tls = new TLSSocket(Duplex.from({ readable: incoming, writable: socket }), {
+        isServer: true,
+        key,
+        cert,
+        SNICallback: recordSni(serverNames),
+      });
+      tls.on('error', () => {});
+      tls.once('data', () => tls.destroy());
+    });
+  });
+  return { server, serverNames };
 }
 
 describe('TLS policy against a server with a self-signed certificate', () => {
@@ -117,4 +179,72 @@ describe('TLS policy against a server with a self-signed certificate', () => {
     expect(error).toBeInstanceOf(AuthenticationError);
     expect(fake.connections() - before).toBe(1);
   });
+});
+
+describe('SNI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sni-'));
+  let postgres: ReturnType<typeof fakeTlsPostgres>;
+  let mysqlServer: ReturnType<typeof fakeTlsMysql>;
+
+  beforeAll(async () => {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=db.internal.example',
+        '-addext',
+        'subjectAltName=DNS:db.internal.example',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const [key, cert] = ['key.pem', 'cert.pem'].map((f) => readFileSync(join(dir, f), 'utf8')) as [
+      string,
+      string,
+    ];
+    postgres = fakeTlsPostgres(key, cert);
+    mysqlServer = fakeTlsMysql(key, cert);
+    for (const { server } of [postgres, mysqlServer]) {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    }
+  });
+
+  afterAll(async () => {
+    for (const { server } of [postgres, mysqlServer]) await new Promise((resolve) => server.close(resolve));
+  });
+
+  const engines = [
+    { engine: 'postgres', connect: connectPostgres, fake: () => postgres },
+    { engine: 'mysql', connect: connectMysql, fake: () => mysqlServer },
+  ];
+
+  it.each(engines)(
+    '$engine: sends tlsServerName, else a DNS host, and nothing for an IP address',
+    async ({ connect, fake }) => {
+      const port = (fake().server.address() as { port: number }).port;
+      const attempt = async (host: string, tlsServerName?: string) => {
+        const before = fake().serverNames.length;
+        const target: ConnectionTarget = { host, port, user: 'app', password: 'Pw-1', tls: 'require' };
+        await connect(tlsServerName ? { ...target, tlsServerName } : target).catch(() => {});
+        return fake().serverNames.slice(before);
+      };
+
+      expect(await attempt('localhost', 'db.internal.example')).toEqual(['db.internal.example']);
+      expect(await attempt('127.0.0.1', 'db.internal.example')).toEqual(['db.internal.example']);
+      expect(await attempt('localhost')).toEqual(['localhost']);
+      expect(await attempt('127.0.0.1')).toEqual([]);
+    },
+  );
 });

@@ -22,6 +22,8 @@ describe('parseDatabaseSecret', () => {
     [JSON.stringify({ ...base, ssl: 1 }), /ssl must be true, false or absent/],
     [JSON.stringify({ ...base, engine: 7 }), /engine must be a non-empty string/],
     [JSON.stringify({ ...base, password: 42 }), /password must be a non-empty string/],
+    [JSON.stringify({ ...base, ownerRole: '' }), /ownerRole must be a non-empty string/],
+    [JSON.stringify({ ...base, ownerRole: ['owner'] }), /ownerRole must be a non-empty string/],
   ])('rejects %s with a SecretFormatError naming the key', (text, message) => {
     const error = (() => {
       try {
