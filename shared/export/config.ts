@@ -95,6 +95,7 @@ const configObject = z
       'lag-seconds': integerString(0, 86400).optional(),
       'kms-key-id': z.string().min(1).optional(),
       'fan-out': z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' }).optional(),
+      'read-timeout-seconds': integerString(1, 900).optional(),
     }),
     clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
   })
@@ -140,6 +141,8 @@ export interface ExportConfig {
   lagSeconds?: number;
   kmsKeyId?: string;
   fanOut: 'auto' | 'on' | 'off';
+  /** Silence from a database, while it owes an answer, after which its connection is dropped. */
+  readTimeoutMs?: number;
   clusters: ReadonlyMap<string, ClusterConfig>;
 }
 
@@ -190,6 +193,7 @@ export function resolveConfig(raw: RawExportConfig): ExportConfig {
     lagSeconds: g['lag-seconds'],
     kmsKeyId: g['kms-key-id'],
     fanOut: g['fan-out'] ?? 'auto',
+    readTimeoutMs: g['read-timeout-seconds'] === undefined ? undefined : g['read-timeout-seconds'] * 1000,
     clusters,
   };
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionTarget } from '../db/connect';
-import { EventError } from '../errors';
+import { AuthenticationError, EventError } from '../errors';
 import type { Logger } from '../log';
 import type { EngineFamily } from './catalog';
 import { type ClusterConfig, type ExportConfig, fansOut } from './config';
+import type { SessionOptions } from './connection-guard';
 import type { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import type { ClusterInvoker } from './fan-out';
@@ -18,6 +19,7 @@ export type SessionOpener = (
   target: ConnectionTarget,
   logger: Logger,
   purpose: string,
+  options?: SessionOptions,
 ) => Promise<DatabaseSession>;
 
 export interface ExporterDeps {
@@ -36,6 +38,11 @@ export interface ExporterDeps {
   concurrency: number;
   now: () => number;
   afterObjectWritten?: (key: string) => Promise<void>;
+  /**
+   * The cluster as the configuration reads now, bypassing the cache: asked
+   * once when a login is refused, as the cached credentials may be stale.
+   */
+  reloadCluster?: (name: string) => Promise<ClusterConfig | undefined>;
 }
 
 export interface ClusterSummary {
@@ -124,13 +131,35 @@ async function exportCluster(
   const summary: ClusterSummary = { cluster: cluster.name, tables: [] };
   const tables = [...cluster.tables.values()].filter((t) => !only || only.includes(t.name));
   const owner = `${deps.functionName ?? 'local'}:${randomUUID()}`;
-  const open = () =>
+  let credentials = cluster.credentials;
+  let reloaded = false;
+  const connect = () =>
     deps.credentials.open(
-      cluster.credentials,
+      credentials,
       cluster.family,
-      (target) => deps.openers[cluster.family](target, logger, `export ${cluster.name}`),
+      (target) =>
+        deps.openers[cluster.family](target, logger, `export ${cluster.name}`, {
+          readTimeoutMs: deps.config.readTimeoutMs,
+        }),
       logger,
     );
+  const open = async () => {
+    try {
+      return await connect();
+    } catch (error) {
+      if (!(error instanceof AuthenticationError) || reloaded || !deps.reloadCluster) throw error;
+      // The cached configuration may hold credentials changed since: read it again, once per run.
+      reloaded = true;
+      const fresh = await deps.reloadCluster(cluster.name).catch((reloadError) => {
+        logger.warn('Could not reload the configuration after a refused login', { error: reloadError });
+        return undefined;
+      });
+      if (!fresh || JSON.stringify(fresh.credentials) === JSON.stringify(credentials)) throw error;
+      logger.warn("Login refused; retrying with the cluster's credentials as the configuration now reads");
+      credentials = fresh.credentials;
+      return connect();
+    }
+  };
   let session: DatabaseSession | undefined;
   // The deflate workers boot (once per process) while the session connects.
   if (tables.length > 0) prestartDeflateWorkers();

@@ -1,8 +1,15 @@
+import type { Socket } from 'node:net';
 import type { Connection as CallbackConnection } from 'mysql2';
 import type { Connection } from 'mysql2/promise';
 import { type ConnectionTarget, classify, connectMysql } from '../db/connect';
 import type { Logger } from '../log';
 import { ChunkQueue } from './chunk-queue';
+import {
+  ConnectionGuard,
+  connectionLost,
+  DEFAULT_READ_TIMEOUT_MS,
+  type SessionOptions,
+} from './connection-guard';
 import { CHUNK_CHARS, jsonLine } from './encode';
 import type { DatabaseSession, Row, SqlDialect } from './session';
 import { isoFromDatabase, sqlTimestamp } from './time';
@@ -49,23 +56,44 @@ export const mysqlDialect: SqlDialect = {
   timestamp: (micros) => `'${sqlTimestamp(micros)}'`,
 };
 
-/** A MySQL / MariaDB session in UTC, streaming through mysql2's row stream. */
+/**
+ * A MySQL / MariaDB session in UTC, streaming through mysql2's row stream.
+ * Every read is bounded: a dropped connection fails it at once, a silent
+ * server after the read timeout (see connection-guard.ts).
+ */
 export class MysqlSession implements DatabaseSession {
   readonly dialect = mysqlDialect;
+  private readonly guard: ConnectionGuard;
 
   private constructor(
     private readonly connection: Connection,
     private readonly target: ConnectionTarget,
     private readonly purpose: string,
-  ) {}
+    readTimeoutMs: number,
+  ) {
+    const core = this.core();
+    this.guard = new ConnectionGuard(core.stream, readTimeoutMs);
+    // mysql2 reports a lost connection to the connection, not to a streaming query: the guard passes it on.
+    core.on('error', (error: Error) => this.guard.fail(connectionLost(error)));
+  }
 
-  static async open(target: ConnectionTarget, logger: Logger, purpose: string): Promise<MysqlSession> {
+  static async open(
+    target: ConnectionTarget,
+    logger: Logger,
+    purpose: string,
+    options: SessionOptions = {},
+  ): Promise<MysqlSession> {
     const connection = await connectMysql(
       target,
       { dateStrings: true, timezone: 'Z', supportBigNumbers: true, charset: 'utf8mb4' },
       { logger, purpose },
     );
-    const session = new MysqlSession(connection, target, purpose);
+    const session = new MysqlSession(
+      connection,
+      target,
+      purpose,
+      options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+    );
     try {
       await session.scalar("SET time_zone = '+00:00'");
     } catch (error) {
@@ -81,7 +109,7 @@ export class MysqlSession implements DatabaseSession {
 
   async scalar(sql: string): Promise<unknown> {
     try {
-      const [rows] = await this.connection.query({ sql, rowsAsArray: true });
+      const [rows] = await this.guard.during(this.connection.query({ sql, rowsAsArray: true }));
       return Array.isArray(rows) ? (rows[0] as unknown[] | undefined)?.[0] : undefined;
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
@@ -96,14 +124,20 @@ export class MysqlSession implements DatabaseSession {
   }
 
   async *stream(sql: string): AsyncIterable<Row> {
-    // The promise API has no streams; its wrapped callback connection does.
-    const core = (this.connection as unknown as { connection: CallbackConnection }).connection;
-    const query = core.query({ sql });
+    const query = this.core().query({ sql });
     let convert: ((row: Row) => void) | undefined;
     query.on('fields', (fields: ColumnDefinition[]) => {
       convert = rowConverter(fields);
     });
     const rows = query.stream({ objectMode: true, highWaterMark: 256 });
+    // A connection lost after the last row has arrived takes nothing from this result.
+    let received = false;
+    query.on('end', () => {
+      received = true;
+    });
+    const done = this.guard.watch((error) => {
+      if (!received) rows.destroy(error);
+    });
     try {
       for await (const row of rows) {
         convert?.(row as Row);
@@ -111,6 +145,8 @@ export class MysqlSession implements DatabaseSession {
       }
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
+    } finally {
+      done();
     }
   }
 
@@ -134,7 +170,7 @@ export class MysqlSession implements DatabaseSession {
     counter: { rows: number },
     redactColumns: readonly string[],
   ): AsyncIterable<Uint8Array> {
-    const core = (this.connection as unknown as { connection: CallbackConnection }).connection;
+    const core = this.core();
     const queue = new ChunkQueue(
       () => core.pause(),
       () => core.resume(),
@@ -165,11 +201,22 @@ export class MysqlSession implements DatabaseSession {
       queue.end();
     });
     query.on('error', (error: unknown) => queue.fail(error));
+    // A connection lost after the last row has arrived takes nothing from this result.
+    const done = this.guard.watch((error) => {
+      if (!queue.done) queue.fail(error);
+    });
     try {
       yield* queue.drain();
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
+    } finally {
+      done();
     }
+  }
+
+  /** The promise API has no streams; its wrapped callback connection does. */
+  private core(): CallbackConnection & { stream: Socket } {
+    return (this.connection as unknown as { connection: CallbackConnection & { stream: Socket } }).connection;
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,15 @@
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { type ConnectionTarget, classify, connectPostgres } from '../db/connect';
 import type { Logger } from '../log';
 import { ChunkQueue } from './chunk-queue';
+import {
+  ConnectionGuard,
+  connectionLost,
+  DEFAULT_READ_TIMEOUT_MS,
+  type SessionOptions,
+} from './connection-guard';
 import { CopyOutQuery } from './copy-out';
 import {
   type ColumnField,
@@ -16,6 +23,8 @@ import type { DatabaseSession, Row, SqlDialect } from './session';
 import { formatTimestamp, isoFromDatabase } from './time';
 
 const BATCH_ROWS = 1000;
+/** How long a closing session waits for the server's goodbye before dropping the socket. */
+const CLOSE_WAIT_MS = 2_000;
 
 const asText = (value: string) => value;
 /** Type OIDs parsed differently from pg's defaults: no Date objects, no Buffers, no interval objects. */
@@ -85,25 +94,55 @@ export const postgresDialect: SqlDialect = {
   timestamp: (micros) => `'${formatTimestamp(micros)}'::timestamptz`,
 };
 
-/** A PostgreSQL-protocol session (PostgreSQL, Aurora PostgreSQL, Redshift) in UTC, streaming through a cursor. */
+/**
+ * A PostgreSQL-protocol session (PostgreSQL, Aurora PostgreSQL, Redshift) in
+ * UTC, streaming through a cursor. Every read is bounded: a dropped connection
+ * fails it at once, a silent server after the read timeout (see
+ * connection-guard.ts).
+ */
 export class PostgresSession implements DatabaseSession {
   readonly dialect = postgresDialect;
   /** Whether the server can run the COPY fast path; asked once. */
   private copySupport?: Promise<boolean>;
+  private readonly guard: ConnectionGuard;
 
   private constructor(
     private readonly client: pg.Client,
     private readonly target: ConnectionTarget,
     private readonly purpose: string,
-  ) {}
+    readTimeoutMs: number,
+  ) {
+    this.guard = new ConnectionGuard(this.socket(), readTimeoutMs);
+    client.on('error', (error: Error) => this.guard.fail(connectionLost(error)));
+    client.on('end', () => this.guard.fail(new Error('Connection terminated')));
+  }
 
-  static async open(target: ConnectionTarget, logger: Logger, purpose: string): Promise<PostgresSession> {
+  static async open(
+    target: ConnectionTarget,
+    logger: Logger,
+    purpose: string,
+    options: SessionOptions = {},
+  ): Promise<PostgresSession> {
+    // The time zone is set by a statement, not the startup packet's `options`, which PgBouncer refuses
+    // ("unsupported startup parameter") and other proxies may drop.
     const client = await connectPostgres(
       target,
-      { types, application_name: 'log-export', options: '-c TimeZone=UTC' },
+      { types, application_name: 'log-export' },
       { logger, purpose },
     );
-    return new PostgresSession(client, target, purpose);
+    const session = new PostgresSession(
+      client,
+      target,
+      purpose,
+      options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+    );
+    try {
+      await session.scalar("SET TimeZone = 'UTC'");
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+    return session;
   }
 
   async now(): Promise<string> {
@@ -115,7 +154,7 @@ export class PostgresSession implements DatabaseSession {
 
   async scalar(sql: string): Promise<unknown> {
     try {
-      const result = await this.client.query({ text: sql, rowMode: 'array' });
+      const result = await this.guard.during(this.client.query({ text: sql, rowMode: 'array' }));
       return (result.rows[0] as unknown[] | undefined)?.[0];
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
@@ -133,14 +172,15 @@ export class PostgresSession implements DatabaseSession {
     const cursor = this.client.query(new Cursor<Row>(sql, undefined, { types }));
     try {
       for (;;) {
-        const rows = await cursor.read(BATCH_ROWS);
+        // Armed only while a batch is owed: between batches the server waits for us.
+        const rows = await this.guard.during(cursor.read(BATCH_ROWS));
         if (rows.length === 0) break;
         yield* rows;
       }
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
     } finally {
-      await cursor.close().catch(() => {});
+      if (!this.guard.failed) await this.guard.during(cursor.close()).catch(() => {});
     }
   }
 
@@ -157,7 +197,7 @@ export class PostgresSession implements DatabaseSession {
     if (!(await this.supportsCopy())) return undefined;
     let columns: ColumnPlan[] | undefined;
     try {
-      columns = planColumns(await this.describe(sql), typeParser, redactColumns);
+      columns = planColumns(await this.guard.during(this.describe(sql)), typeParser, redactColumns);
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
     }
@@ -223,6 +263,12 @@ export class PostgresSession implements DatabaseSession {
         queue.fail(error);
       },
     );
+    const done = this.guard.watch((error) => {
+      // A connection lost after the COPY ended takes nothing from its rows.
+      if (settled) return;
+      settled = true;
+      queue.fail(error);
+    });
     this.client.query(query);
     try {
       yield* queue.drain();
@@ -234,6 +280,7 @@ export class PostgresSession implements DatabaseSession {
         query.resume();
         await query.finished.catch(() => {});
       }
+      done();
     }
   }
 
@@ -249,7 +296,18 @@ export class PostgresSession implements DatabaseSession {
     return this.copySupport;
   }
 
+  /** Says goodbye, but drops the socket if the server does not answer in time (it may be stopped). */
   async close(): Promise<void> {
-    await this.client.end().catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_WAIT_MS);
+    });
+    await Promise.race([this.client.end().catch(() => {}), waited]);
+    clearTimeout(timer);
+    this.socket().destroy();
+  }
+
+  private socket(): Socket {
+    return (this.client as unknown as { connection: { stream: Socket } }).connection.stream;
   }
 }

@@ -5,7 +5,14 @@ import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '..
 import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { EngineFamily } from './catalog';
-import { type ExportConfigSource, exportConfigLoader, loadExportConfig, runningOnLambda } from './config';
+import {
+  clusterScopes,
+  type ExportConfigSource,
+  exportConfigLoader,
+  loadExportConfig,
+  resolveConfig,
+  runningOnLambda,
+} from './config';
 import { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
@@ -18,6 +25,7 @@ import { WatermarkStore } from './watermark-store';
 
 /** Everything the export handler needs, built once per container; tests pass their own. */
 export interface ExportRuntime {
+  /** `refresh` reads past the cache (after a refused login). */
   loader: ExportConfigSource;
   /** The DynamoDB table of watermarks (`WATERMARK_TABLE`). */
   watermarkTable: string | undefined;
@@ -93,6 +101,14 @@ export async function executeExport(
     functionName,
     onLambda: runningOnLambda(),
   });
+  // A refused login reloads that cluster's configuration past the cache, once per cluster and run.
+  const reloaded = new Map<string, ReturnType<typeof reloadOne>>();
+  const reloadOne = async (name: string) =>
+    resolveConfig(await runtime.loader.refresh(clusterScopes(name))).clusters.get(name);
+  const reloadCluster = (name: string) => {
+    if (!reloaded.has(name)) reloaded.set(name, reloadOne(name));
+    return reloaded.get(name) as ReturnType<typeof reloadOne>;
+  };
   const summary = await runExport(request, {
     config,
     store: new WatermarkStore(runtime.dynamo(), runtime.watermarkTable, runtime.now),
@@ -107,6 +123,7 @@ export async function executeExport(
     concurrency: runtime.concurrency,
     now: runtime.now,
     afterObjectWritten: runtime.afterObjectWritten,
+    reloadCluster,
   });
   runtime.logger.info('Export finished', { summary });
   if (runtime.metrics) {

@@ -20,6 +20,8 @@ export interface MariadbInfo {
 }
 
 export interface MariadbHandle extends MariadbInfo {
+  /** The server's process (tests that stop it with SIGSTOP start an instance of their own). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -120,8 +122,11 @@ export async function startMariadb(
     port,
     adminUser: 'admin',
     adminPassword,
+    pid: child.pid as number,
     async stop() {
       if (!exited) {
+        // A stopped server would not see SIGTERM.
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));
       }
