@@ -5,7 +5,7 @@ export { type ExportRequest, parseExportEvent } from './event';
 export type { ClusterSummary, ExportSummary } from './exporter';
 export { type ClusterInvoker, lambdaInvoker } from './fan-out';
 export { planBackfill, planWindows, type Window } from './planner';
-export { redactSql } from './redact-sql';
+export { redactSql } from './masking';
 export { defaultExportRuntime, type ExportRuntime, executeExport, type InvocationContext } from './runtime';
 export { objectKey, type TableSummary } from './table-export';
 export { createWatermarkTable, LeaseLostError, WatermarkStore } from './watermark-store';
