@@ -276,10 +276,10 @@ export class Lexer {
  * A quoted identifier's name: doubled quotes undone, PostgreSQL U& escapes
  * decoded (a backslash unless UESCAPE names another escape), upper-cased.
  */
-export function decodeIdentifier(body: string, escape = '\\'): string {
+export function decodeIdentifier(body: string, escapeChar = '\\'): string {
   let name = body.replace(/""|``/g, (q) => q.charAt(0));
-  if (name.includes(escape)) {
-    const e = escape.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (name.includes(escapeChar)) {
+    const e = escapeChar.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const escapes = new RegExp(`${e}(?:\\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4}))`, 'g');
     name = name.replace(escapes, (_m, six?: string, four?: string) => {
       const code = Number.parseInt(six ?? four ?? '0', 16);

@@ -296,9 +296,12 @@ class CredentialRules {
   /** A quoted identifier's name, decoded with the escape a following UESCAPE names. */
   private identifierName(i: number): string {
     const t = this.tokens[i] as Token;
-    const escape = this.tokens[i + 2];
-    if (this.isWord(i + 1, 'UESCAPE') && escape?.kind === 'string') {
-      return decodeIdentifier(this.text.slice(t.bodyStart, t.bodyEnd), this.text.charAt(escape.bodyStart));
+    const escapeChar = this.tokens[i + 2];
+    if (this.isWord(i + 1, 'UESCAPE') && escapeChar?.kind === 'string') {
+      return decodeIdentifier(
+        this.text.slice(t.bodyStart, t.bodyEnd),
+        this.text.charAt(escapeChar.bodyStart),
+      );
     }
     return t.name;
   }
