@@ -17,6 +17,10 @@ export type { SqlDialect } from './lexer';
 export const REDACTED_LITERAL = "'<redacted>'";
 const REDACTED_INNER = '<redacted>';
 
+const DIALECTS: readonly SqlDialect[] = ['mysql', 'postgres'];
+/** Where MySQL and PostgreSQL lexers part: quotes, comments, dollar quoting, backslashes, E'' and U&''. */
+const DIALECT_SPECIFIC = /["#`$\\]|\/\*|--|[EeUu]&?'/;
+
 const MODES: Record<SqlDialect, readonly LexMode[]> = {
   mysql: [
     { dialect: 'mysql', backslash: true, dqBackslash: true },
@@ -36,8 +40,16 @@ const MODES: Record<SqlDialect, readonly LexMode[]> = {
 export function maskSql(sql: string, dialect: SqlDialect | 'any' = 'any'): string {
   if (!MAY_HOLD_SECRET.test(sql)) return sql;
   const spans: Span[] = [];
-  const modes = dialect === 'any' ? [...MODES.mysql, ...MODES.postgres] : MODES[dialect];
-  for (const mode of modes) findSecrets(sql, mode, spans);
+  // Without a backslash every mode of a dialect reads the text alike: one reading is enough.
+  const backslash = sql.includes('\\');
+  // Without any character the dialects lex differently, either dialect reads it as the other would.
+  const dialects =
+    dialect !== 'any' ? [dialect] : DIALECT_SPECIFIC.test(sql) ? DIALECTS : DIALECTS.slice(0, 1);
+  for (const d of dialects) {
+    const modes = MODES[d];
+    if (backslash) for (const mode of modes) findSecrets(sql, mode, spans);
+    else findSecrets(sql, modes[0] as LexMode, spans);
+  }
   return spans.length === 0 ? sql : applySpans(sql, spans);
 }
 

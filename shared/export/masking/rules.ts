@@ -11,7 +11,8 @@ export interface Span {
 }
 
 /** Names whose value is a credential: PASSWORD and every *_PASSWORD / *PASSWD option, and Redshift's keys. */
-const CREDENTIAL_NAME = /(?:PASSWORD|PASSWD)$/;
+const isCredentialName = (name: string) =>
+  name.endsWith('PASSWORD') || name.endsWith('PASSWD') || CREDENTIAL_NAMES.has(name);
 const CREDENTIAL_NAMES = new Set([
   'CREDENTIALS',
   'ACCESS_KEY_ID',
@@ -39,19 +40,22 @@ const SECRET_FUNCTIONS = new Set([
 /** Words between a credential name and its value: `PASSWORD = 'x'`, `CREDENTIALS AS 'x'`, `SET x.password TO 'x'`. */
 const LINKING_WORDS = new Set(['AS', 'TO']);
 
-/** `password=x`, `pwd=x`, `"password":"x"`, `token=x` inside a literal or comment (libpq conninfo, URI query, ODBC, JSON). */
-const KEY_VALUE = /(?:pass(?:word|wd)|pwd|secret|token)(?:\\?["'])?[ \t\r\n]*[=:][ \t\r\n]*/gi;
+/** `password=x`, `PWD=x`, `"password":"x"` inside a literal or comment (libpq conninfo, URI query, ODBC, JSON). */
+const KEY_VALUE =
+  /(?:passw(?:or)?d|pwd|secret_access_key|session_token)(?:\\?["'])?[ \t\r\n]*[=:][ \t\r\n]*/gi;
 /** `scheme://user:password@host`: the password runs to the last `@` before a blank. */
 const URI_PASSWORD = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#@:]*:(\S*)@/g;
 
 /**
  * A cheap first look: a text that mentions none of these can hold no
  * credential the rules find, and skips the lexer. Every keyword, function and
- * key the rules act on contains one of them (`u&` for identifiers spelled with
- * Unicode escapes, `near "` for PostgreSQL's error messages).
+ * key the rules act on contains one of them (`u&"` for identifiers spelled with
+ * Unicode escapes, `at or near "` for PostgreSQL's error messages). Its words
+ * are long on purpose: the regular expression then skips ahead and costs about
+ * as much as the one it replaced.
  */
 export const MAY_HOLD_SECRET =
-  /pass|pwd|identified|credentials|access_key|session_token|symmetric_key|secret|token|crypt|:\/\/|u&|near "/i;
+  /passw|pwd|identified|credentials|access_key|session_token|symmetric_key|crypt|:\/\/|u&"|at or near "/i;
 
 /** How deep literals inside literals (`EXECUTE 'ALTER ROLE r PASSWORD ''x'''`) and comments are read as SQL. */
 const MAX_DEPTH = 4;
@@ -76,14 +80,18 @@ export function findSecrets(
   let statement = 0;
   for (let t = lexer.next(); t; t = lexer.next()) {
     if (t.kind === 'comment') {
-      maskKeyValues(text, t.bodyStart, t.bodyEnd, spans);
-      if (depth < MAX_DEPTH) findSecrets(text, lexer.mode, spans, t.bodyStart, t.bodyEnd, depth + 1);
+      if (mayHoldSecret(text, t) && depth < MAX_DEPTH) {
+        maskKeyValues(text, t.bodyStart, t.bodyEnd, spans);
+        findSecrets(text, lexer.mode, spans, t.bodyStart, t.bodyEnd, depth + 1);
+      }
       continue;
     }
     if (t.kind === 'string' || t.kind === 'qident') {
-      maskKeyValues(text, t.bodyStart, t.bodyEnd, spans);
       if (t.unterminated && depth === 0) spans.push({ start: t.start, end: to, literal: true });
-      if (t.kind === 'string' && depth < MAX_DEPTH) findInStringBody(text, t, lexer.mode, spans, depth + 1);
+      if (mayHoldSecret(text, t)) {
+        maskKeyValues(text, t.bodyStart, t.bodyEnd, spans);
+        if (t.kind === 'string' && depth < MAX_DEPTH) findInStringBody(text, t, lexer.mode, spans, depth + 1);
+      }
     }
     tokens.push(t);
     if (t.kind === 'punct' && t.name === ';') {
@@ -94,6 +102,11 @@ export function findSecrets(
   new CredentialRules(text, tokens, spans, to).apply();
 }
 
+/** Whether a literal's or comment's body mentions what the rules look for (most bodies are short and do not). */
+function mayHoldSecret(text: string, t: Token): boolean {
+  return t.bodyEnd - t.bodyStart >= 3 && MAY_HOLD_SECRET.test(text.slice(t.bodyStart, t.bodyEnd));
+}
+
 /**
  * Reads a string's body as SQL: quotes undone (doubled, or backslash-escaped
  * where the string takes escapes), what is found mapped back onto the raw body
@@ -101,7 +114,6 @@ export function findSecrets(
  */
 function findInStringBody(text: string, t: Token, mode: LexMode, spans: Span[], depth: number): void {
   const body = text.slice(t.bodyStart, t.bodyEnd);
-  if (!MAY_HOLD_SECRET.test(body)) return;
   const quote = text.charAt(t.bodyStart - 1);
   if (quote !== "'" && quote !== '"') {
     // Dollar-quoted: the body is the text as is.
@@ -233,7 +245,7 @@ class CredentialRules {
           continue;
         }
       }
-      if (CREDENTIAL_NAME.test(name) || CREDENTIAL_NAMES.has(name)) {
+      if (isCredentialName(name)) {
         let j = i + 1;
         if (this.isWord(j, 'FOR')) {
           // SET PASSWORD FOR user = 'x'
