@@ -83,6 +83,7 @@ export function findSecrets(
       if (mayHoldSecret(text, t) && depth < MAX_DEPTH) {
         maskKeyValues(text, t.bodyStart, t.bodyEnd, spans);
         findSecrets(text, lexer.mode, spans, t.bodyStart, t.bodyEnd, depth + 1);
+        findInProse(text, t, lexer.mode, spans, depth + 1);
       }
       continue;
     }
@@ -105,6 +106,20 @@ export function findSecrets(
 /** Whether a literal's or comment's body mentions what the rules look for (most bodies are short and do not). */
 function mayHoldSecret(text: string, t: Token): boolean {
   return t.bodyEnd - t.bodyStart >= 3 && MAY_HOLD_SECRET.test(text.slice(t.bodyStart, t.bodyEnd));
+}
+
+/**
+ * Reads a comment once more with the apostrophes of prose (`it's`, `don't`)
+ * blanked, so that one of them does not hide a credential later in the comment.
+ */
+function findInProse(text: string, t: Token, mode: LexMode, spans: Span[], depth: number): void {
+  const body = text.slice(t.bodyStart, t.bodyEnd);
+  const prose = body.replace(/(?<=\p{L})'(?=\p{L})/gu, ' ');
+  if (prose === body) return;
+  const inner: Span[] = [];
+  findSecrets(prose, mode, inner, 0, prose.length, depth);
+  for (const s of inner)
+    spans.push({ start: t.bodyStart + s.start, end: t.bodyStart + s.end, literal: s.literal });
 }
 
 /**
@@ -269,12 +284,16 @@ class CredentialRules {
     let j = at;
     let t = tokens[j];
     if (!t) return;
-    // Charset introducers: _utf8mb4'x', _binary 0x..
-    if (t.kind === 'word' && t.name.startsWith('_') && this.isLiteral(j + 1)) t = tokens[++j] as Token;
+    if (this.isIntroducer(j)) t = tokens[++j] as Token;
     let after: number;
     if (this.isLiteral(j)) {
       this.pushLiteral(t);
-      while (tokens[j + 1]?.kind === 'string') this.pushLiteral(tokens[++j] as Token);
+      // Literals the server joins ('a' 'b'), and those it refuses to join but logs all the same ('a' _binary 'b').
+      for (;;) {
+        if (tokens[j + 1]?.kind === 'string') this.pushLiteral(tokens[++j] as Token);
+        else if (this.isIntroducer(j + 1)) j++;
+        else break;
+      }
       after = j + 1;
     } else if (this.opens(j)) after = this.maskGroup(j);
     else if ((t.kind === 'word' || t.kind === 'qident') && this.opens(j + 1)) after = this.maskGroup(j + 1);
@@ -316,6 +335,12 @@ class CredentialRules {
       );
     }
     return t.name;
+  }
+
+  /** A charset introducer before a literal: _utf8mb4'x', _binary 0x.. */
+  private isIntroducer(j: number): boolean {
+    const t = this.tokens[j];
+    return t?.kind === 'word' && t.name.startsWith('_') && this.isLiteral(j + 1);
   }
 
   private isLiteral(j: number): boolean {

@@ -257,6 +257,8 @@ export const CREDENTIAL_CORPUS: CorpusEntry[] = [
   { dialect: 'postgres', sql: `unterminated quoted string at or near "'Zx99 "` },
   { dialect: 'postgres', sql: "SET app.password TO 'Zx100'" },
   { dialect: 'postgres', sql: "ALTER ROLE r PASSWORD 'Zx101' -- password=Zx102" },
+  { dialect: 'postgres', sql: "SELECT 1 -- don't run: ALTER ROLE r PASSWORD 'Zx112'" },
+  { dialect: 'mysql', sql: "SELECT 1 /* it's old: CREATE USER u IDENTIFIED BY 'Zx113' */" },
 
   // Redshift (PostgreSQL dialect, backslash escapes always on).
   {
