@@ -43,8 +43,11 @@ const LINKING_WORDS = new Set(['AS', 'TO']);
 /** `password=x`, `PWD=x`, `"password":"x"` inside a literal or comment (libpq conninfo, URI query, ODBC, JSON). */
 const KEY_VALUE =
   /(?:passw(?:or)?d|pwd|secret_access_key|session_token)(?:\\?["'])?[ \t\r\n]*[=:][ \t\r\n]*/gi;
-/** `scheme://user:password@host`: the password runs to the last `@` before a blank. */
-const URI_PASSWORD = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#@:]*:(\S*)@/g;
+/**
+ * `scheme://user:password@host`: the password runs to the last `@` before a
+ * blank. The bounds keep a long body linear (no rescans from every letter).
+ */
+const URI_PASSWORD = /[A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/[^\s/?#@:]{0,256}:(\S{0,1024})@/g;
 
 /**
  * A cheap first look: a text that mentions none of these can hold no
@@ -165,7 +168,7 @@ export function maskKeyValues(text: string, from: number, to: number, spans: Spa
   if (to - from < 4) return;
   const body = text.slice(from, to);
   URI_PASSWORD.lastIndex = 0;
-  for (let m = URI_PASSWORD.exec(body); m; m = URI_PASSWORD.exec(body)) {
+  for (let m = body.includes('://') ? URI_PASSWORD.exec(body) : null; m; m = URI_PASSWORD.exec(body)) {
     const password = m[1] ?? '';
     const end = m.index + m[0].length - 1;
     if (password) spans.push({ start: from + end - password.length, end: from + end, literal: false });
@@ -224,6 +227,10 @@ class CredentialRules {
     private readonly to: number,
   ) {}
 
+  /** For each token, the index of the next `=` or `;` (so that `SET PASSWORD FOR` scans stay linear). */
+  private stops: number[] | undefined;
+
+  /** Walks the tokens once; a masked value's tokens are skipped (they are hidden whole). */
   apply(): void {
     const { tokens } = this;
     let identified = false;
@@ -236,7 +243,7 @@ class CredentialRules {
       if (t.kind !== 'word' && t.kind !== 'qident') continue;
       const name = t.kind === 'qident' ? this.identifierName(i) : t.name;
       if (this.opens(i + 1)) {
-        if (SECRET_FUNCTIONS.has(name)) this.maskGroup(i + 1);
+        if (SECRET_FUNCTIONS.has(name)) i = this.maskGroup(i + 1) - 1;
         continue;
       }
       if (t.kind === 'word') {
@@ -248,7 +255,7 @@ class CredentialRules {
         if (identified && (name === 'BY' || name === 'AS' || name === 'USING')) {
           let j = i + 1;
           if (this.isWord(j, 'PASSWORD') && !this.opens(j + 1)) j++;
-          this.maskValue(j);
+          i = this.skipMasked(i, j);
           continue;
         }
         // Error messages quote the token they stopped at: `syntax error at or near "'x'"`.
@@ -264,7 +271,7 @@ class CredentialRules {
         let j = i + 1;
         if (this.isWord(j, 'FOR')) {
           // SET PASSWORD FOR user = 'x'
-          while (j < tokens.length && !this.isPunct(j, '=') && !this.isPunct(j, ';')) j++;
+          j = this.nextStop(j);
           if (!this.isPunct(j, '=')) continue;
         }
         for (;;) {
@@ -273,33 +280,54 @@ class CredentialRules {
           else if (n?.kind === 'word' && LINKING_WORDS.has(n.name)) j++;
           else break;
         }
-        this.maskValue(j);
+        i = this.skipMasked(i, j);
       }
     }
   }
 
-  /** Masks the value at `j`: a literal (with the literals the server joins to it), a parenthesised group or a call. */
-  private maskValue(at: number): void {
-    const { tokens } = this;
-    let j = at;
-    let t = tokens[j];
-    if (!t) return;
-    if (this.isIntroducer(j)) t = tokens[++j] as Token;
-    let after: number;
-    if (this.isLiteral(j)) {
-      this.pushLiteral(t);
-      // Literals the server joins ('a' 'b'), and those it refuses to join but logs all the same ('a' _binary 'b').
-      for (;;) {
-        if (tokens[j + 1]?.kind === 'string') this.pushLiteral(tokens[++j] as Token);
-        else if (this.isIntroducer(j + 1)) j++;
-        else break;
+  /** Masks the value at `j`; the walk goes on after it, or after `i` when nothing was masked. */
+  private skipMasked(i: number, j: number): number {
+    const next = this.maskValue(j);
+    return next > j ? next - 1 : i;
+  }
+
+  private nextStop(from: number): number {
+    if (!this.stops) {
+      const { tokens } = this;
+      this.stops = new Array<number>(tokens.length + 1).fill(tokens.length);
+      for (let j = tokens.length - 1; j >= 0; j--) {
+        this.stops[j] = this.isPunct(j, '=') || this.isPunct(j, ';') ? j : (this.stops[j + 1] as number);
       }
-      after = j + 1;
-    } else if (this.opens(j)) after = this.maskGroup(j);
-    else if ((t.kind === 'word' || t.kind === 'qident') && this.opens(j + 1)) after = this.maskGroup(j + 1);
-    else return;
-    // MySQL 8: IDENTIFIED BY 'new' REPLACE 'old'
-    if (this.isWord(after, 'REPLACE')) this.maskValue(after + 1);
+    }
+    return this.stops[from] ?? this.tokens.length;
+  }
+
+  /**
+   * Masks the value at `at`: a literal (with the literals the server joins to
+   * it), a parenthesised group or a call, then any `REPLACE 'old'` after it
+   * (MySQL 8). Returns the index after what it masked, `at` when nothing.
+   */
+  private maskValue(at: number): number {
+    const { tokens } = this;
+    let next = at;
+    for (let j = at; ; j = next + 1) {
+      let t = tokens[j];
+      if (!t) return next;
+      if (this.isIntroducer(j)) t = tokens[++j] as Token;
+      if (this.isLiteral(j)) {
+        this.pushLiteral(t);
+        // Literals the server joins ('a' 'b'), and those it refuses to join but logs all the same ('a' _binary 'b').
+        for (;;) {
+          if (tokens[j + 1]?.kind === 'string') this.pushLiteral(tokens[++j] as Token);
+          else if (this.isIntroducer(j + 1)) j++;
+          else break;
+        }
+        next = j + 1;
+      } else if (this.opens(j)) next = this.maskGroup(j);
+      else if ((t.kind === 'word' || t.kind === 'qident') && this.opens(j + 1)) next = this.maskGroup(j + 1);
+      else return next;
+      if (!this.isWord(next, 'REPLACE')) return next;
+    }
   }
 
   /** Masks what is between the parenthesis at `open` and its match (to the end when unmatched); returns the index after it. */
