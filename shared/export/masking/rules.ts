@@ -53,9 +53,9 @@ const URI_PASSWORD = /[A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/[^\s/?#@:]{0,256}:(\S{0,1
  * A cheap first look: a text that mentions none of these can hold no
  * credential the rules find, and skips the lexer. Every keyword, function and
  * key the rules act on contains one of them (`u&"` for identifiers spelled with
- * Unicode escapes, `at or near "` for PostgreSQL's error messages). Its words
- * are long on purpose: the regular expression then skips ahead and costs about
- * as much as the one it replaced.
+ * Unicode escapes, `at or near "` for PostgreSQL's error messages). Most of
+ * its words are long, which lets the regular expression skip ahead: on text
+ * without any it costs about 1.5 times the pattern masker's first look.
  */
 export const MAY_HOLD_SECRET =
   /passw|pwd|identified|credentials|access_key|session_token|symmetric_key|crypt|:\/\/|u&"|at or near "/i;
