@@ -1,4 +1,4 @@
-import { redactSql } from './redact-sql';
+import { redactSql } from './masking';
 import type { Row } from './session';
 
 /** Lines are handed on in chunks of about this many characters (gzip gathers them into its own blocks). */

@@ -1,4 +1,4 @@
-import { redactSql } from './redact-sql';
+import { redactSql } from './masking';
 import { isoFromDatabase } from './time';
 
 /**

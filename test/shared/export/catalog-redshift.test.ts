@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../../functions/export';
 import { stlDdltext, stlQuerytext, sysQueryHistory } from '../../../shared/export/catalog-redshift';
-import { redactSql } from '../../../shared/export/redact-sql';
+import { redactSql } from '../../../shared/export/masking';
 import type { DatabaseSession } from '../../../shared/export/session';
 import {
   compactTimestamp,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactSql } from '../../../shared/export/redact-sql';
+import { redactSql } from '../../../../shared/export/masking';
 
 describe('redactSql', () => {
   it.each([
