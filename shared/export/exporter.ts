@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { ConnectionTarget } from '../db/connect';
 import { EventError } from '../errors';
 import type { Logger } from '../log';
@@ -36,6 +37,7 @@ export interface ExporterDeps {
   concurrency: number;
   now: () => number;
   afterObjectWritten?: (key: string) => Promise<void>;
+  metrics?: Metrics;
 }
 
 export interface ClusterSummary {
@@ -159,6 +161,7 @@ async function exportCluster(
         safetyMarginMs: deps.safetyMarginMs,
         now: deps.now,
         afterObjectWritten: deps.afterObjectWritten,
+        metrics: deps.metrics,
       });
       summary.tables.push(result);
       if (result.error) {

@@ -1,3 +1,4 @@
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
@@ -32,6 +33,8 @@ export interface ExportRuntime {
   now: () => number;
   /** Test hook: runs after a window's object is durable and before its watermark moves. */
   afterObjectWritten?: (key: string) => Promise<void>;
+  /** CloudWatch EMF metrics (warnings such as the slow_log lag fallback). */
+  metrics?: Metrics;
 }
 
 /** The parts of the Lambda context the exporter uses. */
@@ -60,6 +63,10 @@ export function defaultExportRuntime(): ExportRuntime {
     concurrency: Number(process.env.EXPORT_CONCURRENCY ?? 4),
     localBudgetMs: 14 * 60_000,
     now: Date.now,
+    metrics: new Metrics({
+      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'LogExport',
+      serviceName: 'log-export',
+    }),
   };
 }
 
@@ -93,6 +100,7 @@ export async function executeExport(
     concurrency: runtime.concurrency,
     now: runtime.now,
     afterObjectWritten: runtime.afterObjectWritten,
+    metrics: runtime.metrics,
   });
   runtime.logger.info('Export finished', { summary });
   return summary;

@@ -29,7 +29,15 @@ function findBinary(names: string[]): string {
  * Starts a MariaDB (or MySQL) instance of the tests' own: its own datadir, the
  * general log in a table, no anonymous users, no name resolution.
  */
-export async function startMariadb(adminPassword: string): Promise<MariadbHandle> {
+export interface MariadbOptions {
+  /** Extra server options, after the defaults (a later option wins): e.g. `--default-time-zone=+05:00`. */
+  serverArgs?: readonly string[];
+}
+
+export async function startMariadb(
+  adminPassword: string,
+  options: MariadbOptions = {},
+): Promise<MariadbHandle> {
   const server = findBinary(['mariadbd', 'mysqld']);
   const installDb = findBinary(['mariadb-install-db', 'mysql_install_db']);
   const dir = tempDirFor('mysql', 'mariadb-stack-');
@@ -63,6 +71,7 @@ export async function startMariadb(adminPassword: string): Promise<MariadbHandle
       '--innodb-flush-log-at-trx-commit=0',
       '--max-connections=300',
       `--log-error=${join(dir, 'error.log')}`,
+      ...(options.serverArgs ?? []),
     ],
     log,
   );
