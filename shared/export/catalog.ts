@@ -108,6 +108,14 @@ export function inWindow(dialect: SqlDialect, column: string, window: MicroWindo
 }
 
 /**
+ * The value of the `time_basis` key of every general_log and slow_log row: the
+ * time column is what the server recorded, which MariaDB writes in the writing
+ * session's time zone (`time_zone`) without an offset; the exporter's UTC
+ * session reads it back unchanged.
+ */
+export const TIME_BASIS = 'writer_session_time_zone';
+
+/**
  * A MySQL log table and, where Amazon RDS rotates it, its `_backup` twin (the
  * rotation moves rows there, so both hold rows of not-yet-exported windows).
  * Incremental runs read it by position (`appendOnly`); backfill dry runs count
@@ -130,6 +138,8 @@ export function mysqlLogTable(
   const from = (session: DatabaseSession, table: string) =>
     `${session.dialect.quote(schema)}.${session.dialect.quote(table)}`;
   const also = extraFilter ? ` AND ${extraFilter}` : '';
+  // Every row says what its time column is: the server's record, in the writer's session time zone.
+  const basis = `'${TIME_BASIS}' AS time_basis`;
   return {
     name,
     family: 'mysql',
@@ -143,7 +153,7 @@ export function mysqlLogTable(
         tables
           .map(
             (t) =>
-              `SELECT * FROM ${from(session, t)} WHERE ${inWindow(session.dialect, eventTimeColumn, window)}${also}`,
+              `SELECT *, ${basis} FROM ${from(session, t)} WHERE ${inWindow(session.dialect, eventTimeColumn, window)}${also}`,
           )
           .join(' UNION ALL ');
     },
@@ -163,7 +173,7 @@ export function mysqlLogTable(
         const parts = ranges.map((range, i) => {
           const position = `@log_export_position_${i}`;
           return (
-            `SELECT g.* FROM ${from(session, range.table)} AS g, (SELECT ${position} := 0) AS log_export_start ` +
+            `SELECT g.*, ${basis} FROM ${from(session, range.table)} AS g, (SELECT ${position} := 0) AS log_export_start ` +
             `WHERE IF((${position} := ${position} + 1) > ${range.from} AND ${position} <= ${range.to}, ${timeFilter}, FALSE)`
           );
         });

@@ -139,7 +139,13 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
     });
     const runner = new WindowRunner(ctx, logger, summary, dryRun, mode.kind === 'backfill' && mode.replace);
     if (mode.kind === 'incremental' && table.appendOnly) {
-      lease = await exportByPosition(ctx, logger, runner, lease as Lease, windows, leaseUntil);
+      const held = { lease: lease as Lease };
+      try {
+        await exportByPosition(ctx, logger, runner, held, windows, leaseUntil);
+      } finally {
+        // The lease moved with every write; the release below needs its latest version.
+        lease = held.lease;
+      }
       return summary;
     }
     const source = await table.source({
@@ -203,35 +209,34 @@ async function exportByPosition(
   ctx: TableExportContext,
   logger: Logger,
   runner: WindowRunner,
-  held: Lease,
+  held: { lease: Lease },
   due: Window[],
   leaseUntil: () => number,
-): Promise<Lease> {
+): Promise<void> {
   const { session, store, summary } = { ...ctx, summary: runner.summary };
   const source = ctx.table.appendOnly as AppendOnlySource;
   const warn = (warning: PositionWarning) => logger.warn(warning.message, { ...warning });
-  let lease = held;
   // A pending batch is finished first; then, if windows are due, a new one.
   for (let round = 0; round < 2; round++) {
     const tables = await source.tables(session);
-    let batch = lease.pending;
+    let batch = held.lease.pending;
     if (!batch) {
-      const windows = round === 0 ? due : planAfter(lease, due);
+      const windows = round === 0 ? due : planAfter(held.lease, due);
       if (windows.length === 0) break;
       const surveyed = await surveyTables(session, source.schema, tables, { count: true });
       batch = {
         lo: (windows[0] as Window).lo,
         hi: (windows.at(-1) as Window).hi,
         windowMinutes: ctx.config.windowMinutes,
-        ranges: planRanges(lease.cursor, surveyed, warn),
+        ranges: planRanges(held.lease.cursor, surveyed, warn),
       };
-      lease = await store.begin(lease, batch, leaseUntil());
+      held.lease = await store.begin(held.lease, batch, leaseUntil());
       logger.info('Batch planned', { batch });
     } else {
-      logger.info('Resuming a pending batch', { batch, watermark: lease.watermark });
+      logger.info('Resuming a pending batch', { batch, watermark: held.lease.watermark });
     }
     const fixed = batch;
-    const windows = planBatchWindows(lease.watermark ?? fixed.lo, fixed.hi, fixed.windowMinutes);
+    const windows = planBatchWindows(held.lease.watermark ?? fixed.lo, fixed.hi, fixed.windowMinutes);
     if (windows.length === 0) {
       // The last window's commit clears the batch in the same write: this state is not reachable by a run.
       throw new ExportError(`A pending batch ends at ${fixed.hi}, but the watermark is already there`);
@@ -263,8 +268,8 @@ async function exportByPosition(
       },
       commit: async (window, rows) => {
         const last = window.hi === fixed.hi;
-        lease = await store.advance(
-          lease,
+        held.lease = await store.advance(
+          held.lease,
           window.hi,
           rows,
           leaseUntil(),
@@ -275,7 +280,6 @@ async function exportByPosition(
     });
     if (!finished) break;
   }
-  return lease;
 }
 
 /** The due windows that lie after the watermark (after a resumed batch ended inside them). */

@@ -1,21 +1,23 @@
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportSummary } from '../../shared/export';
 import { floorToGrid, minutes, toMicros } from '../../shared/export/time';
 import {
   createWatermarkTable,
   exportDirectory,
-  mysqlClusterParameters,
   parseKey,
   putParameters,
   readFileObjects,
   readWatermark,
   testRuntime,
 } from '../shared/export/support';
-import { mysqlAdmin, randomPassword, stack, uniqueName } from '../stack/fixtures';
+import { randomPassword, uniqueName } from '../stack/fixtures';
 import { type MariadbHandle, startMariadb } from '../stack/mariadb';
 import { captureOutput } from '../support/capture';
 
@@ -80,14 +82,21 @@ async function startWriters(server: Server, zones: Array<string | null>, marker:
       await conn.end();
     }
   });
-  return {
-    async stop(): Promise<string[]> {
-      running = false;
-      await Promise.all(loops);
-      return written;
-    },
+  // Stopped by the test, or at the end of the file if the test failed first.
+  const stop = async (): Promise<string[]> => {
+    running = false;
+    await Promise.all(loops);
+    return written;
   };
+  runningWriters.add(stop);
+  return { stop };
 }
+
+const runningWriters = new Set<() => Promise<string[]>>();
+afterEach(async () => {
+  await Promise.allSettled([...runningWriters].map((stop) => stop()));
+  runningWriters.clear();
+});
 
 /** The exported general_log rows whose statement mentions `marker`, by statement, with the window each is in. */
 async function exportedStatements(directory: string, marker: string) {
@@ -112,11 +121,16 @@ function expectNoErrors(summaries: ExportSummary[]): void {
 }
 
 /** Parameters of a cluster on `server` that exports general_log in 1-minute windows without lag. */
-async function configure(server: Server, cluster: string, tables = ['general_log']) {
+async function configure(
+  server: Server,
+  cluster: string,
+  tables = ['general_log'],
+  overrides: Record<string, string | { secure: string } | undefined> = {},
+) {
   const path = `/${uniqueName('export')}`;
   const directory = exportDirectory();
   const watermarkTable = await createWatermarkTable();
-  await putParameters(path, {
+  const parameters: Record<string, string | string[] | { secure: string } | undefined> = {
     'global/destination': `file://${directory}`,
     'global/window-minutes': '1',
     'global/lag-seconds': '0',
@@ -128,7 +142,15 @@ async function configure(server: Server, cluster: string, tables = ['general_log
     [`clusters/${cluster}/password`]: { secure: server.adminPassword },
     [`clusters/${cluster}/ssl`]: 'false',
     [`clusters/${cluster}/tables`]: tables,
-  });
+    ...overrides,
+  };
+  await putParameters(
+    path,
+    Object.fromEntries(Object.entries(parameters).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string | string[] | { secure: string }
+    >,
+  );
   return { path, directory, watermarkTable };
 }
 
@@ -143,9 +165,25 @@ async function expectExactlyOnce(directory: string, marker: string, written: str
   return exported;
 }
 
-describe('general_log written from sessions in several time zones (the shared MariaDB)', () => {
+/**
+ * A MariaDB of these tests' own, whose global time_zone is +05:00 (a server-global setting, so not the shared
+ * one), with its own tmpdir: servers that share /tmp can delete each other's temporary tables when their pids
+ * coincide (seen here as "Error on delete of '/tmp/#sql-temptable-...'").
+ */
+let server: MariadbHandle;
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mariadb-tmp-'));
+  chmodSync(dir, 0o777);
+  server = await startMariadb(randomPassword(), {
+    serverArgs: ['--default-time-zone=+05:00', `--tmpdir=${dir}`],
+  });
+}, 120_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('general_log written from sessions in several time zones', () => {
   it('exports every statement exactly once over several runs while the writers keep writing', async () => {
-    const server = stack().mariadb;
     const { path, directory, watermarkTable } = await configure(server, 'zones');
     const handler = makeHandler(testRuntime({ path, watermarkTable }));
     const marker = uniqueName('zoned');
@@ -184,15 +222,7 @@ describe('general_log written from sessions in several time zones (the shared Ma
   }, 240_000);
 });
 
-describe('general_log on a server whose global time_zone is +05:00 (a MariaDB of its own)', () => {
-  let server: MariadbHandle;
-  beforeAll(async () => {
-    server = await startMariadb(randomPassword(), { serverArgs: ['--default-time-zone=+05:00'] });
-  }, 120_000);
-  afterAll(async () => {
-    await server?.stop();
-  });
-
+describe('general_log on a server whose global time_zone is +05:00', () => {
   it('exports every statement exactly once through a crash, a rotation to _backup, a TRUNCATE and log_output off and on', async () => {
     const { path, directory, watermarkTable } = await configure(server, 'east');
     let crashes = 1;
@@ -233,24 +263,27 @@ describe('general_log on a server whose global time_zone is +05:00 (a MariaDB of
       await nextMinute(server);
       summaries.push(await handler({ cluster: 'east' }));
 
-      // log_output off and on: nothing is logged meanwhile, the positions stay valid.
+      // log_output off and on: what runs meanwhile goes to the file log, not the table; the positions stay valid.
+      written = await writers.stop();
       await admin.query("SET GLOBAL log_output = 'FILE'");
-      await sleep(1500);
+      await admin.query("SELECT 'logged to the file only'");
       await admin.query("SET GLOBAL log_output = 'TABLE'");
+      writers = await startWriters(server, [null, '-07:00', '+00:00'], `${marker}b`);
+      await sleep(3000);
       await nextMinute(server);
       summaries.push(await handler({ cluster: 'east' }));
 
-      // TRUNCATE: the rows written after the last run and before it are gone from the server (and so from the
-      // export); the writers stop for it so that every statement left in a table is expected.
-      written = await writers.stop();
+      // TRUNCATE: rows written between a run and the TRUNCATE are gone from the server (and so from the
+      // export), so the writers stop and a run reads everything before it.
+      const second = await writers.stop();
       await nextMinute(server);
       summaries.push(await handler({ cluster: 'east' }));
       await admin.query('TRUNCATE TABLE mysql.general_log');
-      writers = await startWriters(server, [null, '-07:00', '+00:00'], `${marker}b`);
+      writers = await startWriters(server, [null, '-07:00', '+00:00'], `${marker}c`);
       await sleep(4000);
       await nextMinute(server);
       summaries.push(await handler({ cluster: 'east' }));
-      const after = await writers.stop();
+      const third = await writers.stop();
       await nextMinute(server);
       summaries.push(await handler({ cluster: 'east' }));
       summaries.push(await handler({ cluster: 'east' }));
@@ -259,7 +292,8 @@ describe('general_log on a server whose global time_zone is +05:00 (a MariaDB of
 
       expect(written.length).toBeGreaterThan(100);
       await expectExactlyOnce(directory, marker, written);
-      await expectExactlyOnce(directory, `${marker}b`, after);
+      await expectExactlyOnce(directory, `${marker}b`, second);
+      await expectExactlyOnce(directory, `${marker}c`, third);
     } finally {
       await admin.end();
     }
@@ -287,21 +321,15 @@ describe('slow_log without the PROCESS privilege', () => {
   it('warns once per run with a metric and falls back to a lag of 900 s', async () => {
     const user = uniqueName('noproc');
     const password = randomPassword();
-    const admin = await mysqlAdmin();
+    const admin = await connect(server);
     await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', password]);
     await admin.query('GRANT SELECT ON mysql.slow_log TO ?@?', [user, '%']);
     await admin.query('GRANT SELECT ON mysql.general_log TO ?@?', [user, '%']);
     await admin.end();
-    const path = `/${uniqueName('export')}`;
-    const watermarkTable = await createWatermarkTable();
-    await putParameters(path, {
-      'global/destination': `file://${exportDirectory()}`,
-      'global/window-minutes': '1',
-      'global/initial-lookback-hours': '1',
-      ...mysqlClusterParameters('np'),
+    const { path, watermarkTable } = await configure(server, 'np', ['slow_log', 'general_log'], {
+      'global/lag-seconds': undefined,
       'clusters/np/user': user,
       'clusters/np/password': { secure: password },
-      'clusters/np/tables': ['slow_log', 'general_log'],
     });
     const metrics = new Metrics({ namespace: 'LogExportTest', serviceName: 'log-export-test' });
     const handler = makeHandler(testRuntime({ path, watermarkTable, metrics }));
@@ -336,14 +364,8 @@ describe('slow_log without the PROCESS privilege', () => {
   }, 120_000);
 
   it('measures the lag without a warning when the user holds PROCESS', async () => {
-    const path = `/${uniqueName('export')}`;
-    const watermarkTable = await createWatermarkTable();
-    await putParameters(path, {
-      'global/destination': `file://${exportDirectory()}`,
-      'global/window-minutes': '1',
-      'global/initial-lookback-hours': '1',
-      ...mysqlClusterParameters('wp'),
-      'clusters/wp/tables': ['slow_log'],
+    const { path, watermarkTable } = await configure(server, 'wp', ['slow_log'], {
+      'global/lag-seconds': undefined,
     });
     const metrics = new Metrics({ namespace: 'LogExportTest', serviceName: 'log-export-test' });
     const handler = makeHandler(testRuntime({ path, watermarkTable, metrics }));
