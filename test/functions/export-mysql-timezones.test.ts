@@ -1,6 +1,3 @@
-import { chmodSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import mysql from 'mysql2/promise';
@@ -172,10 +169,9 @@ async function expectExactlyOnce(directory: string, marker: string, written: str
  */
 let server: MariadbHandle;
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mariadb-tmp-'));
-  chmodSync(dir, 0o777);
   server = await startMariadb(randomPassword(), {
-    serverArgs: ['--default-time-zone=+05:00', `--tmpdir=${dir}`],
+    serverArgs: ['--default-time-zone=+05:00'],
+    privateTmpdir: true,
   });
 }, 120_000);
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import { existsSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { execFileAsync, freePort, isRoot, startDaemon, tempDirFor, waitFor } from './process';
@@ -32,6 +32,12 @@ function findBinary(names: string[]): string {
 export interface MariadbOptions {
   /** Extra server options, after the defaults (a later option wins): e.g. `--default-time-zone=+05:00`. */
   serverArgs?: readonly string[];
+  /**
+   * Temporary tables in the instance's own directory rather than /tmp, for the install and the server:
+   * instances that share /tmp can delete each other's temporary tables when their pids coincide (seen as
+   * "Error on delete of '/tmp/#sql-temptable-...'" where several sandboxes share one /tmp).
+   */
+  privateTmpdir?: boolean;
 }
 
 export async function startMariadb(
@@ -45,8 +51,16 @@ export async function startMariadb(
   const socket = join(dir, 'mysqld.sock');
   const port = await freePort();
   const userArgs = isRoot ? ['--user=mysql'] : [];
+  const tmpArgs: string[] = [];
+  if (options.privateTmpdir) {
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp, { mode: 0o777 });
+    chmodSync(tmp, 0o777);
+    tmpArgs.push(`--tmpdir=${tmp}`);
+  }
   await execFileAsync(installDb, [
     ...userArgs,
+    ...tmpArgs,
     `--datadir=${dataDir}`,
     '--auth-root-authentication-method=normal',
     '--skip-test-db',
@@ -71,6 +85,7 @@ export async function startMariadb(
       '--innodb-flush-log-at-trx-commit=0',
       '--max-connections=300',
       `--log-error=${join(dir, 'error.log')}`,
+      ...tmpArgs,
       ...(options.serverArgs ?? []),
     ],
     log,
