@@ -105,7 +105,8 @@ export async function surveyTables(
         ),
       );
       const after = await prefixFingerprints(session, schema, table);
-      if (before[0] === after[0] && count >= after.length) {
+      const consistent = count === 0 ? after.length === 0 : after.length > 0 && count >= after.length;
+      if (before[0] === after[0] && consistent) {
         surveyed.push({ table, count, prefixes: after });
         break;
       }
