@@ -11,7 +11,10 @@ import { type ColumnSpec, columnList } from './columns';
  * nor MSCK REPAIR TABLE is ever needed.
  */
 
-/** MariaDB's log tables (MySQL's lack `rows_affected`; a missing key reads as NULL). */
+/**
+ * MariaDB's log tables (MySQL's lack `rows_affected`; a missing key reads as NULL), and the
+ * exporter's `time_basis` key (what the time column means, see catalog.ts).
+ */
 const MYSQL_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
   general_log: columnList({
     event_time: 'timestamp(6)',
@@ -20,6 +23,7 @@ const MYSQL_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
     server_id: 'int unsigned',
     command_type: 'varchar(64)',
     argument: 'mediumtext',
+    time_basis: 'varchar(32)',
   }),
   slow_log: columnList({
     start_time: 'timestamp(6)',
@@ -35,6 +39,7 @@ const MYSQL_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
     sql_text: 'mediumtext',
     thread_id: 'bigint unsigned',
     rows_affected: 'int',
+    time_basis: 'varchar(32)',
   }),
 };
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { ConnectionTarget } from '../db/connect';
 import { AuthenticationError, EventError } from '../errors';
 import type { Logger } from '../log';
@@ -43,6 +44,7 @@ export interface ExporterDeps {
    * once when a login is refused, as the cached credentials may be stale.
    */
   reloadCluster?: (name: string) => Promise<ClusterConfig | undefined>;
+  metrics?: Metrics;
 }
 
 export interface ClusterSummary {
@@ -187,6 +189,7 @@ async function exportCluster(
         safetyMarginMs: deps.safetyMarginMs,
         now: deps.now,
         afterObjectWritten: deps.afterObjectWritten,
+        metrics: deps.metrics,
       });
       summary.tables.push(result);
       if (result.error) {

@@ -65,3 +65,12 @@ function gridWindows(start: number, limit: number, step: number, windowMinutes: 
   }
   return windows;
 }
+
+/**
+ * The windows left of a batch fixed by an earlier run (a table read by
+ * position): from `from` (the batch's start, or the watermark inside it) up to
+ * the batch's `hi`, on the grid the batch was planned on.
+ */
+export function planBatchWindows(from: string, hi: string, windowMinutes: number): Window[] {
+  return gridWindows(toMicros(from), toMicros(hi), minutes(windowMinutes), windowMinutes);
+}

@@ -35,7 +35,7 @@ export interface ExportRuntime {
   invoker: ClusterInvoker;
   openers: Readonly<Record<EngineFamily, SessionOpener>>;
   logger: Logger;
-  /** Where each run's per-table and run metrics go (EMF); none in most tests. */
+  /** Where each run's metrics go (EMF): per table and per run, and warnings such as the slow_log lag fallback. */
   metrics?: Metrics;
   /** A table lags when its watermark is more than this many windows (plus its lag) behind. */
   lagAlarmWindows?: number;
@@ -124,6 +124,7 @@ export async function executeExport(
     now: runtime.now,
     afterObjectWritten: runtime.afterObjectWritten,
     reloadCluster,
+    metrics: runtime.metrics,
   });
   runtime.logger.info('Export finished', { summary });
   if (runtime.metrics) {

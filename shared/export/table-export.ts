@@ -1,12 +1,22 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { ExportError } from '../errors';
 import type { Logger } from '../log';
 import { batchWindows, WindowedRows } from './batches';
-import type { MicroWindow, TableDefinition } from './catalog';
+import type { AppendOnlySource, LagWarning, MicroWindow, TableDefinition } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
 import { encodeJsonLines, peek, type RowCounter } from './encode';
 import { createParallelGzip } from './gzip';
-import { planBackfill, planWindows, type Window } from './planner';
+import {
+  cursorAfter,
+  type LocatedRange,
+  locateRanges,
+  type PositionWarning,
+  planRanges,
+  surveyTables,
+} from './log-position';
+import { planBackfill, planBatchWindows, planWindows, type Window } from './planner';
 import type { DatabaseSession } from './session';
 import type { Sink } from './sink';
 import { compactTimestamp, dayOf, seconds, toMicros } from './time';
@@ -56,6 +66,8 @@ export interface TableExportContext {
   now: () => number;
   /** Test hook: runs after a window's object is durable and before the watermark moves. */
   afterObjectWritten?: (key: string) => Promise<void>;
+  /** EMF metrics (warnings such as a lag fallback); none in tests that do not look. */
+  metrics?: Metrics;
 }
 
 /** A lease never outlives the invocation, nor a Lambda's longest run. */
@@ -73,6 +85,8 @@ export function objectKey(cluster: string, table: string, window: Window): strin
  * and for each window, oldest first, streams its rows into one write-once
  * object, then advances the watermark by a conditional write. A crash between
  * the two finds the object on the next run, which skips the write and advances.
+ * Append-only tables read by position (MySQL's log tables) go through
+ * `exportByPosition` in incremental runs.
  */
 export async function exportTable(ctx: TableExportContext): Promise<TableSummary> {
   const { cluster, table, mode, store, session } = ctx;
@@ -89,12 +103,19 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
 
   let lease: Lease | undefined;
   try {
+    if (table.appendOnly && mode.kind === 'backfill' && !dryRun) {
+      // Objects of a table read by position hold rows by arrival; a rewrite by recorded time would duplicate some.
+      throw new ExportError(
+        `${table.name} is read by position, not by time: a backfill would duplicate rows (dry runs still count by recorded time)`,
+      );
+    }
     // A dry run writes nothing, not even a lease.
     if (!dryRun) lease = await store.acquire(cluster.name, table.name, ctx.owner, leaseUntil());
     const watermark = lease ? lease.watermark : (await store.read(cluster.name, table.name)).watermark;
     summary.watermark = watermark;
     const dbNow = await session.now();
-    const lagSeconds = ctx.config.lagSeconds ?? (await table.lagSeconds(session));
+    const lagSeconds =
+      ctx.config.lagSeconds ?? (await table.lagSeconds(session, (warning) => warnOnce(ctx, logger, warning)));
     const windows =
       mode.kind === 'incremental'
         ? planWindows({
@@ -118,6 +139,17 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       lagSeconds,
       mode: mode.kind,
     });
+    const runner = new WindowRunner(ctx, logger, summary, dryRun, mode.kind === 'backfill' && mode.replace);
+    if (mode.kind === 'incremental' && table.appendOnly) {
+      const held = { lease: lease as Lease };
+      try {
+        await exportByPosition(ctx, logger, runner, held, windows, leaseUntil);
+      } finally {
+        // The lease moved with every write; the release below needs its latest version.
+        lease = held.lease;
+      }
+      return summary;
+    }
     const source = await table.source({
       session,
       options: cluster.options,
@@ -128,32 +160,166 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       logger.info('Table skipped', { reason: source.skipped });
       return summary;
     }
-    const windowQuery = source;
-    const ordered = (w: MicroWindow) =>
-      `${windowQuery(w)} ORDER BY ${table.orderBy.map((c) => session.dialect.quote(c)).join(', ')}`;
-    const replace = mode.kind === 'backfill' && mode.replace;
+    await runner.run({
+      windows,
+      query: source,
+      takes: micro,
+      commit: async (window, rows) => {
+        lease = lease as Lease;
+        if (mode.kind === 'incremental') {
+          lease = await store.advance(lease, window.hi, rows, leaseUntil());
+          summary.watermark = window.hi;
+        } else {
+          lease = await store.renew(lease, leaseUntil());
+        }
+      },
+    });
+  } catch (error) {
+    // Reported, not thrown: the cluster's other tables go on. Committed windows stay committed.
+    summary.error = (error as Error).message;
+    logger.error('Table export failed', { error: error as Error, watermark: summary.watermark });
+  } finally {
+    if (lease)
+      await store.release(lease).catch((error) => logger.warn('Could not release the lease', { error }));
+  }
+  return summary;
+}
 
-    /** Logs a finished window and commits it: only once its object is durable may the watermark pass it. */
-    const commit = async (window: Window, key: string, result: WindowResult) => {
-      summary.rows += result.rows;
-      if (result.outcome === 'written') summary.objectsWritten += 1;
-      if (result.outcome === 'exists') summary.objectsSkipped += 1;
-      logger.info('Window exported', {
-        window: `${window.lo}/${window.hi}`,
-        outcome: result.outcome,
-        rows: result.rows,
-        key: ctx.sink.describe(key),
-      });
-      if (result.outcome !== 'empty') await ctx.afterObjectWritten?.(key);
-      lease = lease as Lease;
-      if (mode.kind === 'incremental') {
-        lease = await store.advance(lease, window.hi, result.rows, leaseUntil());
+/** Logs a lag fallback and counts it as an EMF metric by (Cluster, Table); runs once per table per run. */
+function warnOnce(ctx: TableExportContext, logger: Logger, warning: LagWarning): void {
+  logger.warn(warning.message, { metric: warning.metric });
+  if (!ctx.metrics) return;
+  const single = ctx.metrics.singleMetric();
+  single.addDimension('Cluster', ctx.cluster.name);
+  single.addDimension('Table', ctx.table.name);
+  single.addMetric(warning.metric, MetricUnit.Count, 1);
+}
+
+/**
+ * Incremental export of an append-only table by position (`log-position.ts`).
+ * A batch (the due windows and, per generation of the table, the rows added
+ * since the last batch) is recorded as pending before its first object, then
+ * exported window by window; the last window's commit stores the new positions.
+ * Each window holds the batch's rows whose recorded time lies in it; rows
+ * recorded before the batch's first window (a writer in a zone west of UTC, a
+ * statement that outlasted the lag) go to the first window, rows recorded after
+ * its last (a writer east of UTC) to the last, with their recorded time kept.
+ * A run that finds a pending batch (a crash, a deadline) finishes it first with
+ * the same rows, so the objects it writes are those the stopped run would have.
+ */
+async function exportByPosition(
+  ctx: TableExportContext,
+  logger: Logger,
+  runner: WindowRunner,
+  held: { lease: Lease },
+  due: Window[],
+  leaseUntil: () => number,
+): Promise<void> {
+  const { session, store, summary } = { ...ctx, summary: runner.summary };
+  const source = ctx.table.appendOnly as AppendOnlySource;
+  const warn = (warning: PositionWarning) => logger.warn(warning.message, { ...warning });
+  // A pending batch is finished first; then, if windows are due, a new one.
+  for (let round = 0; round < 2; round++) {
+    const tables = await source.tables(session);
+    let batch = held.lease.pending;
+    if (!batch) {
+      const windows = round === 0 ? due : planAfter(held.lease, due);
+      if (windows.length === 0) break;
+      const surveyed = await surveyTables(session, source.schema, tables, { count: true });
+      batch = {
+        lo: (windows[0] as Window).lo,
+        hi: (windows.at(-1) as Window).hi,
+        windowMinutes: ctx.config.windowMinutes,
+        ranges: planRanges(held.lease.cursor, surveyed, warn),
+      };
+      held.lease = await store.begin(held.lease, batch, leaseUntil());
+      logger.info('Batch planned', { batch });
+    } else {
+      logger.info('Resuming a pending batch', { batch, watermark: held.lease.watermark });
+    }
+    const fixed = batch;
+    const windows = planBatchWindows(held.lease.watermark ?? fixed.lo, fixed.hi, fixed.windowMinutes);
+    if (windows.length === 0) {
+      // The last window's commit clears the batch in the same write: this state is not reachable by a run.
+      throw new ExportError(`A pending batch ends at ${fixed.hi}, but the watermark is already there`);
+    }
+    const lo = toMicros(fixed.lo);
+    const hi = toMicros(fixed.hi);
+    let located: LocatedRange[] = [];
+    const finished = await runner.run({
+      windows,
+      // Before each query: where each generation is now (a rotation may have moved it to `_backup`).
+      prepare: async () => {
+        located = locateRanges(
+          fixed.ranges,
+          await surveyTables(session, source.schema, await source.tables(session), { count: false }),
+          warn,
+        );
+      },
+      query: (span) =>
+        source.query(session, located, {
+          lo: span.lo === lo ? undefined : span.lo,
+          hi: span.hi === hi ? undefined : span.hi,
+        }),
+      takes: (window) => {
+        const bounds = micro(window);
+        return {
+          lo: bounds.lo === lo ? Number.NEGATIVE_INFINITY : bounds.lo,
+          hi: bounds.hi === hi ? Number.POSITIVE_INFINITY : bounds.hi,
+        };
+      },
+      commit: async (window, rows) => {
+        const last = window.hi === fixed.hi;
+        held.lease = await store.advance(
+          held.lease,
+          window.hi,
+          rows,
+          leaseUntil(),
+          last ? cursorAfter(fixed) : undefined,
+        );
         summary.watermark = window.hi;
-      } else {
-        lease = await store.renew(lease, leaseUntil());
-      }
-      summary.windows += 1;
-    };
+      },
+    });
+    if (!finished) break;
+  }
+}
+
+/** The due windows that lie after the watermark (after a resumed batch ended inside them). */
+function planAfter(lease: Lease, due: Window[]): Window[] {
+  const mark = lease.watermark;
+  return mark === undefined ? due : due.filter((w) => w.lo >= mark);
+}
+
+/** One run's windows: what to read for them and how each is committed. */
+interface WindowPlan {
+  windows: Window[];
+  /** Runs before each query (one window's, or a batch of windows'). */
+  prepare?: () => Promise<void>;
+  /** The SELECT (unordered) of the rows of a span of consecutive windows. */
+  query: (span: MicroWindow) => string;
+  /** The event times a window takes (its own bounds, or open bounds at the ends of a batch read by position). */
+  takes: (window: Window) => MicroWindow;
+  /** Moves the watermark (or renews the lease) once a window's object is durable. */
+  commit: (window: Window, rows: number) => Promise<void>;
+}
+
+/** Exports windows oldest first, each into one write-once object, and commits each. */
+class WindowRunner {
+  constructor(
+    private readonly ctx: TableExportContext,
+    private readonly logger: Logger,
+    readonly summary: TableSummary,
+    private readonly dryRun: boolean,
+    private readonly replace: boolean,
+  ) {}
+
+  /** Returns false when it stopped before the deadline with windows left. */
+  async run(plan: WindowPlan): Promise<boolean> {
+    const { ctx, summary, logger } = this;
+    const { session, table } = ctx;
+    const { windows } = plan;
+    const ordered = (w: MicroWindow) =>
+      `${plan.query(w)} ORDER BY ${table.orderBy.map((c) => session.dialect.quote(c)).join(', ')}`;
     /** Whether the window at `index` may start; if not, says how many are left. */
     const inTime = (index: number) => {
       if (ctx.remainingMs() >= ctx.safetyMarginMs) return true;
@@ -165,7 +331,9 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
     };
 
     let index = 0;
-    batches: for (const batch of batchWindows(windows, table.fullScan === true && !dryRun)) {
+    for (const batch of batchWindows(windows, table.fullScan === true && !this.dryRun)) {
+      if (!inTime(index)) return false;
+      await plan.prepare?.();
       // A batch of several windows shares one ordered query, its rows split at the window bounds.
       const shared =
         batch.length > 1
@@ -178,45 +346,50 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
           : undefined;
       try {
         for (const window of batch) {
-          if (!inTime(index)) break batches;
+          if (!inTime(index)) return false;
           index += 1;
-          const { lo, hi } = micro(window);
-          if (dryRun) {
+          if (this.dryRun) {
             const count = Number(
-              await session.scalar(`SELECT COUNT(*) FROM (${windowQuery({ lo, hi })}) AS w`),
+              await session.scalar(`SELECT COUNT(*) FROM (${plan.query(micro(window))}) AS w`),
             );
             summary.rowsPerWindow = { ...summary.rowsPerWindow, [window.lo]: count };
             summary.rows += count;
             summary.windows += 1;
             continue;
           }
-          const key = objectKey(cluster.name, table.name, window);
+          const { lo, hi } = plan.takes(window);
+          const key = objectKey(ctx.cluster.name, table.name, window);
           const result = shared
             ? await writeWindow(
                 ctx,
                 key,
-                replace,
+                this.replace,
                 async (counter) => encodeJsonLines(shared.within(lo, hi), redactColumns(ctx), counter),
                 () => shared.skip(lo, hi),
               )
-            : await writeWindow(ctx, key, replace, (counter) =>
-                windowLines(ctx, ordered({ lo, hi }), counter),
+            : await writeWindow(ctx, key, this.replace, (counter) =>
+                windowLines(ctx, ordered(micro(window)), counter),
               );
-          await commit(window, key, result);
+          summary.rows += result.rows;
+          if (result.outcome === 'written') summary.objectsWritten += 1;
+          if (result.outcome === 'exists') summary.objectsSkipped += 1;
+          logger.info('Window exported', {
+            window: `${window.lo}/${window.hi}`,
+            outcome: result.outcome,
+            rows: result.rows,
+            key: ctx.sink.describe(key),
+          });
+          // Only once its object is durable may the watermark pass the window.
+          if (result.outcome !== 'empty') await ctx.afterObjectWritten?.(key);
+          await plan.commit(window, result.rows);
+          summary.windows += 1;
         }
       } finally {
         await shared?.close();
       }
     }
-  } catch (error) {
-    // Reported, not thrown: the cluster's other tables go on. Committed windows stay committed.
-    summary.error = (error as Error).message;
-    logger.error('Table export failed', { error: error as Error, watermark: summary.watermark });
-  } finally {
-    if (lease)
-      await store.release(lease).catch((error) => logger.warn('Could not release the lease', { error }));
+    return true;
   }
-  return summary;
 }
 
 interface WindowResult {

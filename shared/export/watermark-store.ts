@@ -6,6 +6,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { ExportError } from '../errors';
+import { type Generation, type PendingBatch, parseCursor, parsePending } from './log-position';
 
 /** What one (cluster, table) item holds. */
 export interface WatermarkState {
@@ -21,6 +22,10 @@ export interface Lease {
   owner: string;
   version: number;
   watermark?: string;
+  /** Tables read by position: how far each generation has been exported (`logCursor`). */
+  cursor: Generation[];
+  /** Tables read by position: the batch in flight, if a run stopped inside it (`logPending`). */
+  pending?: PendingBatch;
 }
 
 /**
@@ -97,6 +102,8 @@ export class WatermarkStore {
         owner,
         version: Number(Attributes?.version?.N),
         watermark: Attributes?.watermark?.S,
+        cursor: parseCursor(Attributes?.logCursor?.S),
+        pending: parsePending(Attributes?.logPending?.S),
       };
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
@@ -109,20 +116,50 @@ export class WatermarkStore {
   /**
    * Moves the watermark to `watermark` (which must be later than the current one),
    * adds the window's rows and renews the lease until `untilMs`, all in one
-   * conditional write. Throws LeaseLostError when another run took the lease.
+   * conditional write. `finish` (the last window of a batch read by position)
+   * also stores the cursor after the batch and clears it as pending.
+   * Throws LeaseLostError when another run took the lease.
    */
-  async advance(lease: Lease, watermark: string, rows: number, untilMs: number): Promise<Lease> {
+  async advance(
+    lease: Lease,
+    watermark: string,
+    rows: number,
+    untilMs: number,
+    finish?: Generation[],
+  ): Promise<Lease> {
+    const set = 'SET watermark = :watermark, leaseUntil = :until, updatedAt = :at';
     await this.#conditional(
       lease,
-      'SET watermark = :watermark, leaseUntil = :until, updatedAt = :at ADD version :one, rowsExported :rows',
+      finish
+        ? `${set}, logCursor = :cursor REMOVE logPending ADD version :one, rowsExported :rows`
+        : `${set} ADD version :one, rowsExported :rows`,
       {
         ':watermark': { S: watermark },
         ':until': { N: String(untilMs) },
         ':rows': { N: String(rows) },
+        ...(finish ? { ':cursor': { S: JSON.stringify(finish) } } : {}),
       },
       ' AND (attribute_not_exists(watermark) OR watermark < :watermark)',
     );
-    return { ...lease, version: lease.version + 1, watermark };
+    return finish
+      ? { ...lease, version: lease.version + 1, watermark, cursor: finish, pending: undefined }
+      : { ...lease, version: lease.version + 1, watermark };
+  }
+
+  /**
+   * Records a batch of a table read by position before its first object is
+   * written (`logPending`), so that a run resuming it reads the same rows.
+   */
+  async begin(lease: Lease, batch: PendingBatch, untilMs: number): Promise<Lease> {
+    await this.#conditional(
+      lease,
+      'SET logPending = :batch, leaseUntil = :until, updatedAt = :at ADD version :one',
+      {
+        ':batch': { S: JSON.stringify(batch) },
+        ':until': { N: String(untilMs) },
+      },
+    );
+    return { ...lease, version: lease.version + 1, pending: batch };
   }
 
   /** Renews the lease without moving the watermark (backfills, long runs of empty windows). */

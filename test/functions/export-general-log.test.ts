@@ -100,7 +100,9 @@ describe('export handler: the real MariaDB general_log and slow_log to files', (
       'server_id',
       'command_type',
       'argument',
+      'time_basis',
     ]);
+    expect(row.time_basis).toBe('writer_session_time_zone');
     expect(row.event_time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
     const mark = await readWatermark(watermarkTable, 'db1', 'general_log');
     expect(mark?.watermark).toBe(first.clusters[0]?.tables[0]?.watermark);

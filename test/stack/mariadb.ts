@@ -1,4 +1,4 @@
-import { existsSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import {
@@ -51,9 +51,22 @@ export interface ServerTlsFiles {
  * general log in a table, no anonymous users, no name resolution; TLS only when
  * `options.ssl` names a certificate (`FLUSH SSL` re-reads the files).
  */
+export interface MariadbOptions {
+  /** A certificate to serve TLS with; none: the server offers no TLS. */
+  ssl?: ServerTlsFiles;
+  /** Extra server options, after the defaults (a later option wins): e.g. `--default-time-zone=+05:00`. */
+  serverArgs?: readonly string[];
+  /**
+   * Temporary tables in the instance's own directory rather than /tmp, for the install and the server:
+   * instances that share /tmp can delete each other's temporary tables when their pids coincide (seen as
+   * "Error on delete of '/tmp/#sql-temptable-...'" where several sandboxes share one /tmp). Default true.
+   */
+  privateTmpdir?: boolean;
+}
+
 export async function startMariadb(
   adminPassword: string,
-  options: { ssl?: ServerTlsFiles } = {},
+  options: MariadbOptions = {},
 ): Promise<MariadbHandle> {
   const server = findMariadbBinary(['mariadbd', 'mysqld']);
   const installDb = findMariadbBinary(['mariadb-install-db', 'mysql_install_db']);
@@ -62,8 +75,16 @@ export async function startMariadb(
   const socket = join(dir, 'mysqld.sock');
   const port = await freePort();
   const userArgs = isRoot ? ['--user=mysql'] : [];
+  const tmpArgs: string[] = [];
+  if (options.privateTmpdir ?? true) {
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp, { mode: 0o777 });
+    chmodSync(tmp, 0o777);
+    tmpArgs.push(`--tmpdir=${tmp}`);
+  }
   await execFileAsync(installDb, [
     ...userArgs,
+    ...tmpArgs,
     `--datadir=${dataDir}`,
     '--auth-root-authentication-method=normal',
     '--skip-test-db',
@@ -89,6 +110,8 @@ export async function startMariadb(
       '--max-connections=300',
       ...(options.ssl ? [`--ssl-cert=${options.ssl.cert}`, `--ssl-key=${options.ssl.key}`] : []),
       `--log-error=${join(dir, 'error.log')}`,
+      ...tmpArgs,
+      ...(options.serverArgs ?? []),
     ],
     log,
   );

@@ -61,6 +61,7 @@ export interface TestRuntimeOptions {
   safetyMarginMs?: number;
   /** Session openers in place of the real ones (to watch the queries a run sends, say). */
   openers?: ExportRuntime['openers'];
+  metrics?: ExportRuntime['metrics'];
 }
 
 /** The real runtime (SSM, DynamoDB, S3, Secrets Manager on moto; real databases) with a fresh config read per run. */
@@ -83,6 +84,7 @@ export function testRuntime(options: TestRuntimeOptions): ExportRuntime {
     localBudgetMs: 10 * 60_000,
     now: Date.now,
     afterObjectWritten: options.afterObjectWritten,
+    metrics: options.metrics,
   };
 }
 
