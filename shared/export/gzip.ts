@@ -241,6 +241,8 @@ export class ParallelGzip extends Transform {
   private crc = 0;
   private length = 0;
   private headerSent = false;
+  /** Bytes of gzip output pushed so far (header, blocks and trailer). */
+  bytesOut = 0;
   /** Deflates under way, oldest first: their output is pushed in this order. */
   private inFlight: Promise<Deflated>[] = [];
 
@@ -261,6 +263,7 @@ export class ParallelGzip extends Transform {
       const trailer = Buffer.alloc(8);
       trailer.writeUInt32LE(this.crc >>> 0, 0);
       trailer.writeUInt32LE(this.length % 2 ** 32, 4);
+      this.bytesOut += trailer.length;
       this.push(trailer);
       done();
     }, done);
@@ -284,6 +287,7 @@ export class ParallelGzip extends Transform {
    */
   private async deflate(final: boolean): Promise<void> {
     if (!this.headerSent) {
+      this.bytesOut += HEADER.length;
       this.push(HEADER);
       this.headerSent = true;
     }
@@ -307,6 +311,7 @@ export class ParallelGzip extends Transform {
       this.crc = crc32Combine(this.crc, done.crc, done.length);
       this.length += done.length;
       if (done.block.length === this.blockBytes) this.spare.push(done.block);
+      this.bytesOut += done.out.length;
       this.push(done.out);
     }
   }

@@ -371,7 +371,10 @@ class WindowRunner {
                 windowLines(ctx, ordered(micro(window)), counter),
               );
           summary.rows += result.rows;
-          if (result.outcome === 'written') summary.objectsWritten += 1;
+          if (result.outcome === 'written') {
+            summary.objectsWritten += 1;
+            summary.bytes = (summary.bytes ?? 0) + (result.bytes ?? 0);
+          }
           if (result.outcome === 'exists') summary.objectsSkipped += 1;
           logger.info('Window exported', {
             window: `${window.lo}/${window.hi}`,
@@ -395,6 +398,8 @@ class WindowRunner {
 interface WindowResult {
   outcome: 'written' | 'exists' | 'empty';
   rows: number;
+  /** Compressed bytes written (0 unless written). */
+  bytes?: number;
 }
 
 const redactColumns = (ctx: TableExportContext) => (ctx.cluster.redact ? ctx.table.sqlTextColumns : []);
@@ -441,7 +446,9 @@ async function writeWindow(
   const written = ctx.sink.write(key, gzip, { replace, signal: abort.signal });
   try {
     const [, outcome] = await Promise.all([encoded, written]);
-    return { outcome, rows: outcome === 'written' ? counter.rows : 0 };
+    return outcome === 'written'
+      ? { outcome, rows: counter.rows, bytes: gzip.bytesOut }
+      : { outcome, rows: 0 };
   } catch (error) {
     abort.abort(error);
     gzip.destroy();
