@@ -63,6 +63,13 @@ export async function resolveMasterLogin(options: {
       `Master secret ${masterArn} is for host ${where.host}, not ${current.host} of the rotated secret`,
     );
   }
+  // The secret's logins prove who owns which user; they prove it on the master's server only at its port.
+  const currentPort = current.port ?? adapter.defaultPort;
+  if (where.port !== currentPort) {
+    throw new SecretFormatError(
+      `Master secret ${masterArn} is for port ${where.port}, not ${currentPort} of the rotated secret: both must address the same server`,
+    );
+  }
   const login: DatabaseLogin = {
     host: where.host,
     port: where.port,

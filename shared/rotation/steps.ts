@@ -501,4 +501,8 @@ function assertSameDatabase(
   if (other.host !== current.host) {
     throw new SecretFormatError(`${what} is for host ${other.host}, AWSCURRENT for ${current.host}`);
   }
+  const [port, currentPort] = [other.port ?? adapter.defaultPort, current.port ?? adapter.defaultPort];
+  if (port !== currentPort) {
+    throw new SecretFormatError(`${what} is for port ${port}, AWSCURRENT for ${currentPort}`);
+  }
 }
