@@ -19,7 +19,7 @@ import { resolveHost, tcpProbe, tlsProbe } from './preflight-network';
 import { checkPasswordPolicy } from './preflight-password';
 import { postgresPreflight } from './preflight-postgres';
 import type { PasswordPolicy } from './settings';
-import { alternateUsername, originalUsername } from './steps';
+import { alternateUsername, loginOf, originalUsername } from './steps';
 import { versionValue } from './versions';
 
 export type { PreflightCheck } from './preflight-check';
@@ -516,18 +516,6 @@ export function sameFunction(configured: string, self: string): boolean {
   const unqualified = (arn: string) => arn.split(':').slice(0, 7).join(':');
   if (self.startsWith('arn:')) return unqualified(configured) === unqualified(self);
   return configured.split(':')[6] === self || configured === self;
-}
-
-function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogin {
-  const login: DatabaseLogin = {
-    host: secret.host,
-    port: secret.port ?? adapter.defaultPort,
-    username: secret.username,
-    password: secret.password,
-    tls: tlsModeFrom(secret.ssl),
-  };
-  if (secret.dbname) login.dbname = secret.dbname;
-  return login;
 }
 
 /** A question the server refused to answer is a failed check, not a failed preflight. */

@@ -473,7 +473,8 @@ function strategyOf(secret: DatabaseSecret): Strategy {
   return secret.masterarn ? 'alternating-users' : 'single-user';
 }
 
-function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogin {
+/** How a secret's credentials log in: its host, port, user, password, database and TLS settings. */
+export function loginOf(secret: DatabaseSecret, adapter: RotationAdapter): DatabaseLogin {
   const login: DatabaseLogin = {
     host: secret.host,
     port: secret.port ?? adapter.defaultPort,

@@ -1,9 +1,11 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeHandler } from '../../functions/rotate';
 import { resetTrustedCertificates } from '../../shared/db/tls';
 import { DatabaseError } from '../../shared/errors';
-import { rotate, secretValue, stagesOf } from '../shared/rotation/support';
+import type { PreflightReport } from '../../shared/rotation/preflight';
+import { rotate, rotationDeps, secretValue, stagesOf } from '../shared/rotation/support';
 import { createSecret, randomPassword, uniqueName } from '../stack/fixtures';
 import { startTlsServers, type TlsEngine, type TlsServers } from '../stack/tls-servers';
 import { captureOutput } from '../support/capture';
@@ -189,6 +191,22 @@ describe('tlsServerName: the certificate names only db.internal.example, the sec
     expect(await canLogin(engine, named.username, current.password as string)).toBe(true);
     expect(causeOfType(error, DatabaseError)?.message).toContain('DNS:db.internal.example');
     expect((await secretValue(unnamed.arn)).password).toBe(unnamed.password);
+  });
+
+  it.each(ENGINES)('%s: preflight logs in with tlsServerName, as rotation does', async (engine) => {
+    const named = await userSecret(engine, '127.0.0.1', { tlsServerName: 'db.internal.example' });
+    const handler = makeHandler(rotationDeps());
+
+    const report = (await handler({
+      action: 'preflight',
+      SecretId: named.arn,
+    })) as unknown as PreflightReport;
+
+    const status = Object.fromEntries(report.checks.map((c) => [c.name, c.status]));
+    expect(status).toMatchObject({ login: 'pass', 'password-change': 'pass' });
+    // The test certificates expire within days: a warning, not a failure.
+    expect(status.tls).not.toBe('fail');
+    expect(JSON.stringify(report)).not.toContain(named.password);
   });
 
   it.each(ENGINES)(
