@@ -75,7 +75,7 @@ export async function resolveMasterLogin(options: {
     port: where.port,
     username: master.username,
     password: master.password,
-    tls: masterTlsMode(master.ssl, current.ssl),
+    tls: masterTlsMode(master.ssl, current.ssl, !master.host),
   };
   const dbname = master.dbname ?? current.dbname;
   if (dbname) login.dbname = dbname;
@@ -85,11 +85,14 @@ export async function resolveMasterLogin(options: {
 }
 
 /**
- * The master's own `ssl`, else the rotated secret's when that requires TLS, else
- * `prefer`: the rotated secret may tighten the master's TLS, never switch it off.
+ * The master's own `ssl`, else `require` for an RDS-managed master (RDS always
+ * offers TLS, and a downgrade would expose the master password to whoever answers
+ * "no TLS"), else the rotated secret's when that requires TLS, else `prefer`: the
+ * rotated secret may tighten the master's TLS, never switch it off.
  */
-function masterTlsMode(masterSsl: unknown, currentSsl: unknown): TlsMode {
+function masterTlsMode(masterSsl: unknown, currentSsl: unknown, rdsManaged: boolean): TlsMode {
   if (masterSsl !== undefined) return tlsModeFrom(masterSsl);
+  if (rdsManaged) return 'require';
   return tlsModeFrom(currentSsl) === 'require' ? 'require' : 'prefer';
 }
 

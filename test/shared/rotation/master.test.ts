@@ -26,7 +26,7 @@ function current(overrides: Partial<DatabaseSecret>): DatabaseSecret {
 }
 
 describe('resolveMasterLogin', () => {
-  it('takes host, port and engine of an RDS-managed master secret from its DB instance', async () => {
+  it('takes host, port and engine of an RDS-managed master secret from its DB instance, and requires TLS', async () => {
     const id = `db-${randomUUID().slice(0, 8)}`;
     const { DBInstance } = await rds.send(
       new CreateDBInstanceCommand({
@@ -46,7 +46,7 @@ describe('resolveMasterLogin', () => {
     const login = await resolveMasterLogin({
       secretsManager: secretsManager(),
       rds,
-      current: current({ host, masterarn: masterArn, dbname: 'app' }),
+      current: current({ host, port: 13306, masterarn: masterArn, dbname: 'app' }),
       adapter: mysqlAdapter,
     });
 
@@ -56,7 +56,8 @@ describe('resolveMasterLogin', () => {
       username: 'admin',
       password: 'Master-password-1',
       dbname: 'app',
-      tls: 'prefer',
+      // The rotated secret has no ssl key; RDS always offers TLS, so the master never falls back.
+      tls: 'require',
     });
   });
 
@@ -79,6 +80,7 @@ describe('resolveMasterLogin', () => {
       current: current({
         engine: 'postgres',
         host: DBCluster?.Endpoint as string,
+        port: 15432,
         masterarn: masterArn,
         ssl: true,
       }),
