@@ -10,6 +10,33 @@ export interface Span {
   literal: boolean;
 }
 
+/** Words that may follow a credential keyword as syntax, not as an unquoted value. */
+const BARE_KEYWORDS = new Set([
+  'RANDOM',
+  'NULL',
+  'PASSWORD',
+  'FOR',
+  'FROM',
+  'WHERE',
+  'AND',
+  'OR',
+  'IS',
+  'AS',
+  'TO',
+  'WITH',
+  'USING',
+  'VALID',
+  'EXPIRE',
+  'DEFAULT',
+  'REPLACE',
+  'RETAIN',
+  'DISCARD',
+  'REQUIRE',
+  'ACCOUNT',
+  'NOT',
+  'IN',
+]);
+
 /** Names whose value is a credential: PASSWORD and every *_PASSWORD / *PASSWD option, and Redshift's keys. */
 const isCredentialName = (name: string) =>
   name.endsWith('PASSWORD') || name.endsWith('PASSWD') || CREDENTIAL_NAMES.has(name);
@@ -255,7 +282,7 @@ class CredentialRules {
         if (identified && (name === 'BY' || name === 'AS' || name === 'USING')) {
           let j = i + 1;
           if (this.isWord(j, 'PASSWORD') && !this.opens(j + 1)) j++;
-          i = this.skipMasked(i, j);
+          i = this.skipMasked(i, j, name === 'BY');
           continue;
         }
         // Error messages quote the token they stopped at: `syntax error at or near "'x'"`.
@@ -280,15 +307,35 @@ class CredentialRules {
           else if (n?.kind === 'word' && LINKING_WORDS.has(n.name)) j++;
           else break;
         }
-        i = this.skipMasked(i, j);
+        i = this.skipMasked(i, j, name === 'PASSWORD' && this.inRoleStatement(i));
       }
     }
   }
 
-  /** Masks the value at `j`; the walk goes on after it, or after `i` when nothing was masked. */
-  private skipMasked(i: number, j: number): number {
+  /**
+   * Masks the value at `j`; the walk goes on after it, or after `i` when nothing was masked.
+   * With `bare`, an unquoted word or number there is masked too: the server refuses it,
+   * but the statement is logged all the same (`IDENTIFIED BY hunter2`).
+   */
+  private skipMasked(i: number, j: number, bare = false): number {
     const next = this.maskValue(j);
-    return next > j ? next - 1 : i;
+    if (next > j) return next - 1;
+    const t = this.tokens[j];
+    if (bare && t && (t.kind === 'number' || (t.kind === 'word' && !BARE_KEYWORDS.has(t.name)))) {
+      this.spans.push({ start: t.start, end: t.end, literal: false });
+      return j;
+    }
+    return i;
+  }
+
+  /** Whether a ROLE, USER or GROUP keyword stands shortly before `i` in its statement (`ALTER ROLE u PASSWORD x`). */
+  private inRoleStatement(i: number): boolean {
+    for (let k = i - 1; k >= 0 && k >= i - 6; k--) {
+      const t = this.tokens[k] as Token;
+      if (t.kind === 'punct' && t.name === ';') return false;
+      if (t.kind === 'word' && (t.name === 'ROLE' || t.name === 'USER' || t.name === 'GROUP')) return true;
+    }
+    return false;
   }
 
   private nextStop(from: number): number {
