@@ -40,18 +40,19 @@ function setupPython(): void {
 }
 
 function setupDatabases(): void {
-  const missing = missingPrerequisites({ moto: false, postgres: true, mariadb: true });
+  const missing = missingPrerequisites({ moto: false, postgres: true, mariadb: true, pgbouncer: true });
   if (missing.length === 0) {
-    say('PostgreSQL and MariaDB server binaries: present');
+    say('PostgreSQL, MariaDB and PgBouncer: present');
     return;
   }
   const wantsPostgres = missing.some((m) => m.what.startsWith('PostgreSQL'));
   const wantsMariadb = missing.some((m) => m.what.startsWith('MariaDB'));
+  const wantsPgBouncer = missing.some((m) => m.what.startsWith('PgBouncer'));
   if (isRoot && existsSync('/usr/bin/apt-get')) {
     const packages = [
       ...(wantsPostgres ? ['postgresql', 'postgresql-contrib'] : []),
       ...(wantsMariadb ? ['mariadb-server'] : []),
-      'pgbouncer',
+      ...(wantsPgBouncer ? ['pgbouncer'] : []),
     ];
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     run('apt-get', ['update', '-qq'], env);
@@ -65,7 +66,13 @@ function setupDatabases(): void {
 
 setupPython();
 setupDatabases();
-const left = missingPrerequisites({ moto: true, postgres: true, mariadb: true, cfnLint: true });
+const left = missingPrerequisites({
+  moto: true,
+  postgres: true,
+  mariadb: true,
+  cfnLint: true,
+  pgbouncer: true,
+});
 if (left.length > 0) {
   say('\nStill missing:');
   for (const m of left) say(`  - ${m.what}\n      fix: ${m.fix}`);

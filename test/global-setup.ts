@@ -1,5 +1,6 @@
 import type { TestProject } from 'vitest/node';
 import { type StackInfo, startStack } from './stack';
+import { assertPrerequisites, stackNeeds } from './stack/prerequisites';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,6 +10,7 @@ declare module 'vitest' {
 
 /** Starts the local stack once for the whole run and stops it at the end. */
 export default async function setup(project: TestProject) {
+  assertPrerequisites({ ...stackNeeds(), pgbouncer: true });
   const stack = await startStack();
   const { stop, ...info } = stack;
   project.provide('stack', info);

@@ -8,14 +8,14 @@ import { missingPrerequisites } from './prerequisites';
 
 const saved = { ...process.env };
 afterEach(() => {
-  for (const name of ['PYTHON', 'PG_BIN', 'MYSQL_BIN', 'PATH']) {
+  for (const name of ['PYTHON', 'PG_BIN', 'MYSQL_BIN', 'PATH', 'PGBOUNCER']) {
     if (saved[name] === undefined) delete process.env[name];
     else process.env[name] = saved[name];
   }
 });
 
 const empty = () => mkdtempSync(join(tmpdir(), 'prereq-'));
-const all = { moto: true, postgres: true, mariadb: true };
+const all = { moto: true, postgres: true, mariadb: true, pgbouncer: true };
 
 describe('the local stack names each missing prerequisite with its fix', () => {
   it('finds nothing missing on this machine', () => {
@@ -47,6 +47,17 @@ describe('the local stack names each missing prerequisite with its fix', () => {
     expect(missing).toEqual([
       expect.stringMatching(/^PostgreSQL server binaries.*apt-get install postgresql postgresql-contrib/),
       expect.stringMatching(/^MariaDB .*apt-get install mariadb-server/),
+    ]);
+  });
+
+  it('no PgBouncer for the suite: names its package', () => {
+    process.env.PGBOUNCER = join(empty(), 'pgbouncer');
+    const missing = missingPrerequisites({ moto: false, postgres: false, mariadb: false, pgbouncer: true });
+    expect(missing).toEqual([
+      {
+        what: expect.stringContaining('PgBouncer'),
+        fix: expect.stringContaining('apt-get install pgbouncer'),
+      },
     ]);
   });
 

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pgBouncerBinary } from '../support/pgbouncer';
 import { findMariadbBinary } from './mariadb';
 import { findPostgresBinDir } from './postgres';
 
@@ -36,6 +37,8 @@ export interface Needs {
   postgres: boolean;
   mariadb: boolean;
   cfnLint?: boolean;
+  /** The test suite runs the exporter through a PgBouncer of its own. */
+  pgbouncer?: boolean;
 }
 
 /** The needs of the local stack: what the TEST_* variables do not point at servers that already run. */
@@ -89,6 +92,12 @@ export function missingPrerequisites(needs: Needs): MissingPrerequisite[] {
         fix: 'apt-get install mariadb-server (npm run setup does it when run as root), or set TEST_MYSQL_HOST',
       });
     }
+  }
+  if (needs.pgbouncer && !pgBouncerBinary()) {
+    missing.push({
+      what: 'PgBouncer (the exporter is tested through it)',
+      fix: 'apt-get install pgbouncer (npm run setup does it when run as root)',
+    });
   }
   if (needs.cfnLint && spawnSync(cfnLintCommand(), ['--version'], { timeout: 20_000 }).status !== 0) {
     missing.push({

@@ -9,9 +9,13 @@ export interface PgBouncerHandle {
   stop(): Promise<void>;
 }
 
-const BINARY = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'].find((path) =>
-  existsSync(path),
-);
+/** PgBouncer's program: PGBOUNCER when set, else where Debian and others install it. */
+export function pgBouncerBinary(): string | undefined {
+  const candidates = process.env.PGBOUNCER
+    ? [process.env.PGBOUNCER]
+    : ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'];
+  return candidates.find((path) => existsSync(path));
+}
 
 /**
  * A PgBouncer of a test's own on a free port, in session pooling, in front of
@@ -22,7 +26,8 @@ export async function startPgBouncer(
   server: { host: string; port: number },
   users: Array<{ user: string; password: string }>,
 ): Promise<PgBouncerHandle> {
-  if (!BINARY) throw new Error('PgBouncer is not installed (Debian: apt-get install pgbouncer)');
+  const binary = pgBouncerBinary();
+  if (!binary) throw new Error('PgBouncer is not installed (Debian: apt-get install pgbouncer)');
   const dir = tempDirFor('postgres', 'pgbouncer-');
   const port = await freePort();
   const quote = (value: string) => `"${value.replaceAll('"', '""')}"`;
@@ -51,7 +56,7 @@ logfile = ${join(dir, 'pgbouncer.log')}
   );
   const log = openSync(join(dir, 'server.out'), 'a');
   // PgBouncer refuses to run as root; -u drops to the postgres user (the process stays our child).
-  const child = startDaemon(BINARY, [...(isRoot ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], log);
+  const child = startDaemon(binary, [...(isRoot ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], log);
   let exited = false;
   child.on('exit', () => {
     exited = true;
