@@ -36,7 +36,7 @@ export interface AccountRef {
 /** One statement of provisioning an alternating user, as an observer sees it before it runs. */
 export interface ProvisionStatement {
   /** `create` the account, replay a `grant`, `copy` another property of the original, set the `password`. */
-  kind: 'create' | 'grant' | 'copy' | 'password';
+  kind: 'create' | 'revoke' | 'grant' | 'copy' | 'password';
   /** Position among the statements of its kind, from 0. */
   index: number;
 }

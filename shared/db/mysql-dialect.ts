@@ -228,3 +228,25 @@ function parseQuoted(text: string, start: number): { value: string; end: number 
   }
   return undefined;
 }
+
+/**
+ * The REVOKE statements that undo one `SHOW GRANTS` line of `account` (already in
+ * the form `rewriteGrant` gives it): `GRANT privs ON object TO account [WITH GRANT
+ * OPTION]` becomes `REVOKE privs ON object FROM account` (and `REVOKE GRANT OPTION`).
+ * Lines that hold no privilege on an object (USAGE, roles, default roles, PROXY)
+ * give none: the account's shape is synced apart.
+ */
+export function revokeStatements(line: string, account: MysqlAccount, server: MysqlServer): string[] {
+  const grantee = ` TO ${accountName(server, account)}`;
+  const at = line.lastIndexOf(grantee);
+  const head = /^GRANT\s+(.+?)\s+ON\s+(.+)$/is.exec(at < 0 ? '' : line.slice(0, at));
+  if (!head) return [];
+  const [, privileges = '', object = ''] = head;
+  if (/^USAGE$/i.test(privileges.trim()) || /^PROXY$/i.test(privileges.trim())) return [];
+  const from = ` FROM ${accountName(server, account)}`;
+  const statements = [`REVOKE ${privileges} ON ${object}${from}`];
+  if (/\bWITH\s+GRANT\s+OPTION\b/i.test(line.slice(at + grantee.length))) {
+    statements.push(`REVOKE GRANT OPTION ON ${object}${from}`);
+  }
+  return statements;
+}

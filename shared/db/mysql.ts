@@ -20,6 +20,7 @@ import {
   type MysqlAccount,
   type MysqlServer,
   quoteString,
+  revokeStatements,
   rewriteGrant,
   setOwnPasswordStatement,
   storedPasswordMatches,
@@ -106,6 +107,26 @@ class MysqlSession implements DatabaseSession {
     if (plan.create) {
       await before({ kind: 'create', index: 0 });
       await this.run(createLockedUserStatement(this.server, pending, plan.password), plan.password);
+    } else {
+      // The replay only adds: what the other account holds beyond the current one's
+      // grants (revoked from it since the last rotation) is revoked first. Its
+      // previous password stops working at the last statement anyway.
+      const wanted = new Set(grants);
+      const held = await this.grantsFor(pending, pending);
+      const stale = held.filter((line) => !wanted.has(line));
+      for (const [index, line] of stale.entries()) {
+        for (const revoke of revokeStatements(line, pending, this.server)) {
+          await before({ kind: 'revoke', index });
+          try {
+            await this.run(revoke);
+          } catch (error) {
+            throw new DatabaseError(
+              `Cannot revoke from ${accountName(this.server, pending)} what ${accountName(this.server, current)} no longer holds: ${revoke}: ${(error as Error).message}`,
+              { cause: error },
+            );
+          }
+        }
+      }
     }
     for (const [index, grant] of grants.entries()) {
       await before({ kind: 'grant', index });

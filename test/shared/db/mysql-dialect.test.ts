@@ -6,6 +6,7 @@ import {
   detectMysqlServer,
   type MysqlServer,
   quoteString,
+  revokeStatements,
   rewriteGrant,
   setOwnPasswordStatement,
   setPasswordAndUnlockStatement,
@@ -163,5 +164,38 @@ describe('rewriteGrant', () => {
       "GRANT USAGE ON *.* TO 'app_clone'@'10.0.%'",
     );
     expect(rewriteGrant('GRANT USAGE ON *.* TO `app`@`%`', from, to, server)).toBeUndefined();
+  });
+});
+
+describe('revokeStatements', () => {
+  const account = { name: "app's_clone", host: '10.0.%' };
+  const server = Object.values(SERVERS)[0] as MysqlServer;
+  const to = accountName(server, account);
+
+  it('undoes a privilege line, and its grant option apart', () => {
+    expect(revokeStatements(`GRANT SELECT, INSERT ON \`db\`.* TO ${to}`, account, server)).toEqual([
+      `REVOKE SELECT, INSERT ON \`db\`.* FROM ${to}`,
+    ]);
+    expect(
+      revokeStatements(
+        `GRANT SELECT (\`a\`, \`b\`) ON \`db\`.\`t\` TO ${to} WITH GRANT OPTION`,
+        account,
+        server,
+      ),
+    ).toEqual([
+      `REVOKE SELECT (\`a\`, \`b\`) ON \`db\`.\`t\` FROM ${to}`,
+      `REVOKE GRANT OPTION ON \`db\`.\`t\` FROM ${to}`,
+    ]);
+  });
+
+  it('leaves USAGE, PROXY, roles and default roles to the account shape', () => {
+    for (const line of [
+      `GRANT USAGE ON *.* TO ${to}`,
+      `GRANT PROXY ON ''@'%' TO ${to}`,
+      `GRANT \`reader\` TO ${to}`,
+      `SET DEFAULT ROLE \`reader\` FOR ${to}`,
+    ]) {
+      expect(revokeStatements(line, account, server), line).toEqual([]);
+    }
   });
 });
