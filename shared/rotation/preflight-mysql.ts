@@ -196,18 +196,19 @@ class MysqlPreflightSession implements PreflightSession {
       if (r.c != null) p.column = r.c;
       return p;
     };
+    // Sorted, so that what the check lists comes in the same order every time.
     const rows = [
       ...(await query(
-        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?',
+        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? ORDER BY p',
       )),
       ...(await query(
-        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g, TABLE_SCHEMA AS s FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ?',
+        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g, TABLE_SCHEMA AS s FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? ORDER BY p, s',
       )),
       ...(await query(
-        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g, TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ?',
+        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g, TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? ORDER BY p, s, t',
       )),
       ...(await query(
-        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g, TABLE_SCHEMA AS s, TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE = ?',
+        'SELECT PRIVILEGE_TYPE AS p, IS_GRANTABLE AS g, TABLE_SCHEMA AS s, TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE = ? ORDER BY p, s, t, c',
       )),
     ];
     return rows.map(make);
