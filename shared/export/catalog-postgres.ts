@@ -108,7 +108,7 @@ async function fileFdwRelation(session: DatabaseSession, options: SourceContext[
   if (await relationExists(session, relation)) return relation;
   if (options['log-source'] !== 'file_fdw') {
     throw new ExportError(
-      `The csv log foreign table ${name} does not exist: create it over the csv log with file_fdw (see README), or set log-source to file_fdw to let the exporter create it`,
+      `The csv log foreign table ${name} does not exist: create it over the csv log with file_fdw (see docs/athena.md), or set log-source to file_fdw to let the exporter create it`,
     );
   }
   await createCsvlogTable(session, relation, name);
