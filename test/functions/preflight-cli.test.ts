@@ -1,23 +1,9 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { mariadbUnderTest, postgresUnderTest, singleUserSecret } from '../shared/rotation/support';
 import { createSecret, randomPassword } from '../stack/fixtures';
+import { runScript } from '../support/cli';
 
-const run = promisify(execFile);
-
-/** `npm run preflight -- ...`, i.e. scripts/preflight.ts, against the test stack. */
-async function preflightCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('npx', ['tsx', 'scripts/preflight.ts', ...args], {
-      env: { ...process.env, LOG_LEVEL: 'ERROR' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const preflightCli = (...args: string[]) => runScript('scripts/preflight.ts', args);
 
 describe('npm run preflight', { timeout: 180_000 }, () => {
   it('prints one line per check and exits 0 for a rotatable secret', async () => {

@@ -1,22 +1,8 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { mariadbUnderTest, secretValue, singleUserSecret } from '../shared/rotation/support';
+import { runScript } from '../support/cli';
 
-const run = promisify(execFile);
-
-/** `npm run rotate -- <secret-id>`, i.e. scripts/rotate.ts with the real handler, against the test stack. */
-async function rotateCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('npx', ['tsx', 'scripts/rotate.ts', ...args], {
-      env: { ...process.env, LOG_LEVEL: 'ERROR' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const rotateCli = (...args: string[]) => runScript('scripts/rotate.ts', args);
 
 describe('npm run rotate', () => {
   it('rotates a secret and prints the token', async () => {

@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateSecretCommand,
@@ -10,20 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { createWatermarkTable } from '../../shared/export/watermark-store';
 import { duration } from '../../shared/operations/status';
 import { randomPassword, uniqueName } from '../stack/fixtures';
+import { runScript } from '../support/cli';
 
-const run = promisify(execFile);
-
-async function statusCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('npx', ['tsx', 'scripts/status.ts', ...args], {
-      env: { ...process.env, LOG_LEVEL: 'ERROR' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const statusCli = (...args: string[]) => runScript('scripts/status.ts', args);
 
 describe('npm run status', () => {
   it('prints every watermark with its lag, rows and live lease, and every rotated secret with its state', async () => {
