@@ -142,7 +142,7 @@ async function pendingCreated(
 }
 
 /** A function ARN without a version or alias qualifier. */
-function unqualified(arn: string): string {
+export function unqualified(arn: string): string {
   const parts = arn.split(':');
   return parts.length > 7 ? parts.slice(0, 7).join(':') : arn;
 }

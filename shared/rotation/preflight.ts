@@ -11,6 +11,7 @@ import { tlsModeFrom } from '../db/tls';
 import { AuthenticationError, EventError, SecretFormatError } from '../errors';
 import { type Logger, scrubString } from '../log';
 import { type DatabaseSecret, parseDatabaseSecret } from '../secret';
+import { unqualified } from './health';
 import { resolveMasterLogin } from './master';
 import { fail, notRun, type PreflightCheck, pass, warn } from './preflight-check';
 import type { PreflightEngine, PreflightSession } from './preflight-engine';
@@ -513,7 +514,6 @@ class Preflight {
 
 /** Compares a configured rotation Lambda ARN with this function's ARN (any qualifier) or name. */
 export function sameFunction(configured: string, self: string): boolean {
-  const unqualified = (arn: string) => arn.split(':').slice(0, 7).join(':');
   if (self.startsWith('arn:')) return unqualified(configured) === unqualified(self);
   return configured.split(':')[6] === self || configured === self;
 }
