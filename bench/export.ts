@@ -16,7 +16,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { createWatermarkTable } from '../shared/export/watermark-store';
+import { createWatermarkTable } from '../shared/export/plan/watermark-store';
 import { startStack, useStackEnvironment } from '../test/stack';
 
 const run = promisify(execFile);

@@ -19,8 +19,8 @@ import {
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { stopDeflateWorkers } from '../shared/export/gzip';
-import { createWatermarkTable } from '../shared/export/watermark-store';
+import { stopDeflateWorkers } from '../shared/export/encode/gzip';
+import { createWatermarkTable } from '../shared/export/plan/watermark-store';
 import { formatStatus, readStatus } from '../shared/operations/status';
 import { driveRotation, PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../shared/rotation/driver';
 import { type Stack, startStack, useStackEnvironment } from '../test/stack';

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { handler } from '../functions/export';
-import { stopDeflateWorkers } from '../shared/export/gzip';
+import { stopDeflateWorkers } from '../shared/export/encode/gzip';
 
 const file = process.argv[2];
 const event = JSON.parse(readFileSync(file ?? 0, 'utf8'));

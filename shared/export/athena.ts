@@ -1,8 +1,8 @@
 import { ConfigError } from '../errors';
-import { CATALOG } from './catalog';
-import { POSTGRES_COLUMNS } from './catalog-postgres';
-import { REDSHIFT_TABLES } from './catalog-redshift';
-import { type ColumnSpec, columnList } from './columns';
+import { CATALOG } from './sources/catalog';
+import { type ColumnSpec, columnList } from './sources/columns';
+import { POSTGRES_COLUMNS } from './sources/postgres/catalog';
+import { REDSHIFT_TABLES } from './sources/redshift/catalog';
 
 /**
  * Athena DDL for the exported objects: one external table per catalog table

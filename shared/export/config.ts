@@ -3,6 +3,7 @@ import { ConfigLoader, integerString, stringList } from '../config';
 import type { ConnectionTarget } from '../db/connect';
 import { isTlsServerName, TLS_SERVER_NAME_PROBLEM } from '../db/tls';
 import { ConfigError, EventError } from '../errors';
+import type { ExportRequest } from './event';
 import {
   CATALOG,
   COLUMN_NAME,
@@ -14,8 +15,7 @@ import {
   type EngineFamily,
   standardTables,
   type TableDefinition,
-} from './catalog';
-import type { ExportRequest } from './event';
+} from './sources/catalog';
 
 /** Cluster names appear in object keys and DynamoDB keys. */
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;

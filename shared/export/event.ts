@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EventError } from '../errors';
-import { parseTimestamp } from './time';
+import { parseTimestamp } from './sources/time';
 
 /** What the handler was asked to do. */
 export type ExportRequest =

@@ -3,17 +3,17 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { ConnectionTarget } from '../db/connect';
 import { AuthenticationError, EventError } from '../errors';
 import type { Logger } from '../log';
-import type { EngineFamily } from './catalog';
 import { type ClusterConfig, type ExportConfig, fansOut } from './config';
-import type { SessionOptions } from './connection-guard';
 import type { CredentialSource } from './credentials';
+import { prestartDeflateWorkers } from './encode/gzip';
 import type { ExportRequest } from './event';
-import type { ClusterInvoker } from './fan-out';
-import { prestartDeflateWorkers } from './gzip';
-import type { DatabaseSession } from './session';
-import type { Sink } from './sink';
+import type { ClusterInvoker } from './plan/fan-out';
+import type { WatermarkStore } from './plan/watermark-store';
+import type { Sink } from './sinks';
+import type { EngineFamily } from './sources/catalog';
+import type { SessionOptions } from './sources/connection-guard';
+import type { DatabaseSession } from './sources/session';
 import { exportTable, type TableMode, type TableSummary } from './table-export';
-import type { WatermarkStore } from './watermark-store';
 
 /** Opens a session for one engine family; the only place that maps families to drivers. */
 export type SessionOpener = (

@@ -1,11 +1,11 @@
-export * from './catalog';
 export { type ClusterConfig, type ExportConfig, exportConfigSchema, resolveConfig } from './config';
 export { CredentialSource } from './credentials';
 export { type ExportRequest, parseExportEvent } from './event';
 export type { ClusterSummary, ExportSummary } from './exporter';
-export { type ClusterInvoker, lambdaInvoker } from './fan-out';
 export { redactSql } from './masking';
-export { planBackfill, planWindows, type Window } from './planner';
+export { type ClusterInvoker, lambdaInvoker } from './plan/fan-out';
+export { planBackfill, planWindows, type Window } from './plan/planner';
+export { createWatermarkTable, LeaseLostError, WatermarkStore } from './plan/watermark-store';
 export { defaultExportRuntime, type ExportRuntime, executeExport, type InvocationContext } from './runtime';
+export * from './sources/catalog';
 export { objectKey, type TableSummary } from './table-export';
-export { createWatermarkTable, LeaseLostError, WatermarkStore } from './watermark-store';

@@ -4,7 +4,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
 import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../log';
-import type { EngineFamily } from './catalog';
 import {
   clusterScopes,
   type ExportConfigSource,
@@ -16,12 +15,13 @@ import {
 import { CredentialSource } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
-import { type ClusterInvoker, lambdaInvoker } from './fan-out';
-import { MysqlSession } from './mysql-session';
-import { PostgresSession } from './postgres-session';
+import { type ClusterInvoker, lambdaInvoker } from './plan/fan-out';
+import { WatermarkStore } from './plan/watermark-store';
 import { publishExportMetrics } from './run-metrics';
-import { sinkFor } from './sink';
-import { WatermarkStore } from './watermark-store';
+import { sinkFor } from './sinks';
+import type { EngineFamily } from './sources/catalog';
+import { MysqlSession } from './sources/mysql/session';
+import { PostgresSession } from './sources/postgres/session';
 
 /** Everything the export handler needs, built once per container; tests pass their own. */
 export interface ExportRuntime {

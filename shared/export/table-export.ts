@@ -3,11 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ExportError } from '../errors';
 import type { Logger } from '../log';
-import { batchWindows, WindowedRows } from './batches';
-import type { AppendOnlySource, LagWarning, MicroWindow, TableDefinition } from './catalog';
 import type { ClusterConfig, ExportConfig } from './config';
-import { encodeJsonLines, peek, type RowCounter } from './encode';
-import { createParallelGzip } from './gzip';
+import { createParallelGzip } from './encode/gzip';
+import { encodeJsonLines, peek, type RowCounter } from './encode/jsonl';
+import { batchWindows, WindowedRows } from './plan/batches';
+import { planBackfill, planBatchWindows, planWindows, type Window } from './plan/planner';
+import type { Lease, WatermarkStore } from './plan/watermark-store';
+import type { Sink } from './sinks';
+import type { AppendOnlySource, LagWarning, MicroWindow, TableDefinition } from './sources/catalog';
 import {
   cursorAfter,
   type LocatedRange,
@@ -15,12 +18,9 @@ import {
   type PositionWarning,
   planRanges,
   surveyTables,
-} from './log-position';
-import { planBackfill, planBatchWindows, planWindows, type Window } from './planner';
-import type { DatabaseSession } from './session';
-import type { Sink } from './sink';
-import { compactTimestamp, dayOf, seconds, toMicros } from './time';
-import type { Lease, WatermarkStore } from './watermark-store';
+} from './sources/mysql/log-position';
+import type { DatabaseSession } from './sources/session';
+import { compactTimestamp, dayOf, seconds, toMicros } from './sources/time';
 
 /** What a run does with one table. */
 export type TableMode =
@@ -196,7 +196,7 @@ function warnOnce(ctx: TableExportContext, logger: Logger, warning: LagWarning):
 }
 
 /**
- * Incremental export of an append-only table by position (`log-position.ts`).
+ * Incremental export of an append-only table by position (`sources/mysql/log-position.ts`).
  * A batch (the due windows and, per generation of the table, the rows added
  * since the last batch) is recorded as pending before its first object, then
  * exported window by window; the last window's commit stores the new positions.

@@ -2,7 +2,7 @@ import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import { ConfigError, EventError } from '../../shared/errors';
-import { floorToGrid, formatTimestamp, hours, minutes } from '../../shared/export/time';
+import { floorToGrid, formatTimestamp, hours, minutes } from '../../shared/export/sources/time';
 import {
   compact,
   countItems,

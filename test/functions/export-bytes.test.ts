@@ -2,7 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
-import { floorToGrid, hours, minutes } from '../../shared/export/time';
+import { floorToGrid, hours, minutes } from '../../shared/export/sources/time';
 import {
   createMysqlEvents,
   createWatermarkTable,

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportRuntime } from '../../shared/export/runtime';
 import { SESSION_OPENERS } from '../../shared/export/runtime';
-import type { DatabaseSession, Row } from '../../shared/export/session';
-import { floorToGrid, hours, minutes, sqlTimestamp, toMicros } from '../../shared/export/time';
+import type { DatabaseSession, Row } from '../../shared/export/sources/session';
+import { floorToGrid, hours, minutes, sqlTimestamp, toMicros } from '../../shared/export/sources/time';
 import {
   createWatermarkTable,
   exportDirectory,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import { ConfigLoader } from '../../shared/config';
 import { exportConfigSchema } from '../../shared/export/config';
-import { hours } from '../../shared/export/time';
+import { hours } from '../../shared/export/sources/time';
 import {
   createBucket,
   createMysqlEvents,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import { ConfigError } from '../../shared/errors';
-import { floorToGrid, hours, minutes } from '../../shared/export/time';
+import { floorToGrid, hours, minutes } from '../../shared/export/sources/time';
 import {
   countItems,
   createMysqlEvents,

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
-import { floorToGrid, minutes } from '../../shared/export/time';
+import { floorToGrid, minutes } from '../../shared/export/sources/time';
 import {
   createWatermarkTable,
   exportDirectory,

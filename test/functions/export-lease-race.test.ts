@@ -2,8 +2,8 @@ import { type DynamoDBClient, GetItemCommand, type UpdateItemCommandInput } from
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportSummary } from '../../shared/export/exporter';
-import { floorToGrid, hours } from '../../shared/export/time';
-import { createWatermarkTable } from '../../shared/export/watermark-store';
+import { createWatermarkTable } from '../../shared/export/plan/watermark-store';
+import { floorToGrid, hours } from '../../shared/export/sources/time';
 import {
   createBucket,
   createMysqlEvents,

@@ -4,7 +4,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportSummary } from '../../shared/export';
-import { floorToGrid, minutes, toMicros } from '../../shared/export/time';
+import { floorToGrid, minutes, toMicros } from '../../shared/export/sources/time';
 import {
   createWatermarkTable,
   exportDirectory,

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
-import { hours, toMicros } from '../../shared/export/time';
+import { hours, toMicros } from '../../shared/export/sources/time';
 import {
   createWatermarkTable,
   exportDirectory,

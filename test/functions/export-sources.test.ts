@@ -3,7 +3,7 @@ import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
-import { floorToGrid, formatTimestamp, hours, minutes, toMicros } from '../../shared/export/time';
+import { floorToGrid, formatTimestamp, hours, minutes, toMicros } from '../../shared/export/sources/time';
 import {
   countItems,
   createBucket,

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportRuntime } from '../../shared/export/runtime';
 import { SESSION_OPENERS } from '../../shared/export/runtime';
-import type { DatabaseSession } from '../../shared/export/session';
-import { floorToGrid, formatTimestamp, hours, minutes, toMicros } from '../../shared/export/time';
+import type { DatabaseSession } from '../../shared/export/sources/session';
+import { floorToGrid, formatTimestamp, hours, minutes, toMicros } from '../../shared/export/sources/time';
 import {
   compact,
   createBucket,

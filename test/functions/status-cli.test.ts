@@ -5,7 +5,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
-import { createWatermarkTable } from '../../shared/export/watermark-store';
+import { createWatermarkTable } from '../../shared/export/plan/watermark-store';
 import { duration } from '../../shared/operations/status';
 import { randomPassword, uniqueName } from '../stack/fixtures';
 import { runScript } from '../support/cli';

@@ -1,6 +1,6 @@
 import { isAbsolute, join } from 'node:path';
 import type pg from 'pg';
-import { csvlogColumns } from '../../shared/export/catalog-postgres';
+import { csvlogColumns } from '../../shared/export/sources/postgres/catalog';
 import { pgAdmin, stack } from '../stack/fixtures';
 
 /**

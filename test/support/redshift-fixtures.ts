@@ -1,3 +1,4 @@
+import { type ColumnSpec, columnList } from '../../shared/export/sources/columns';
 import {
   REDSHIFT_TABLES,
   stlAlertEventLog,
@@ -5,8 +6,7 @@ import {
   stlScan,
   stlWlmQuery,
   sysQueryHistory,
-} from '../../shared/export/catalog-redshift';
-import { type ColumnSpec, columnList } from '../../shared/export/columns';
+} from '../../shared/export/sources/redshift/catalog';
 import { createPgDatabase, pgAdmin } from '../stack/fixtures';
 import { postgresClusterParameters } from './csvlog-fixtures';
 

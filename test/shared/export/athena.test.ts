@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../../functions/export';
 import { athenaDdl, athenaType, createTableStatement } from '../../../shared/export/athena';
-import { CATALOG } from '../../../shared/export/catalog';
 import { exportConfigSchema, resolveConfig } from '../../../shared/export/config';
 import type { SessionOpener } from '../../../shared/export/exporter';
 import { SESSION_OPENERS } from '../../../shared/export/runtime';
-import type { DatabaseSession } from '../../../shared/export/session';
-import { formatTimestamp, hours, seconds, sqlTimestamp, toMicros } from '../../../shared/export/time';
+import { CATALOG } from '../../../shared/export/sources/catalog';
+import type { DatabaseSession } from '../../../shared/export/sources/session';
+import { formatTimestamp, hours, seconds, sqlTimestamp, toMicros } from '../../../shared/export/sources/time';
 import { createPgDatabase, mysqlAdmin, pgAdmin, uniqueName } from '../../stack/fixtures';
 import { createPglogTable, postgresClusterParameters } from '../../support/csvlog-fixtures';
 import { createRedshiftFixture, pieces, redshiftClusterParameters } from '../../support/redshift-fixtures';

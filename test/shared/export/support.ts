@@ -10,10 +10,10 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigLoader } from '../../../shared/config';
 import { exportConfigSchema } from '../../../shared/export/config';
 import { CredentialSource } from '../../../shared/export/credentials';
-import type { ClusterInvoker } from '../../../shared/export/fan-out';
+import type { ClusterInvoker } from '../../../shared/export/plan/fan-out';
+import { createWatermarkTable as createWatermarkTableIn } from '../../../shared/export/plan/watermark-store';
 import { type ExportRuntime, SESSION_OPENERS } from '../../../shared/export/runtime';
-import { sqlTimestamp, toMicros } from '../../../shared/export/time';
-import { createWatermarkTable as createWatermarkTableIn } from '../../../shared/export/watermark-store';
+import { sqlTimestamp, toMicros } from '../../../shared/export/sources/time';
 import { createLogger } from '../../../shared/log';
 import { createMysqlDatabase, mysqlAdmin, stack, uniqueName } from '../../stack/fixtures';
 

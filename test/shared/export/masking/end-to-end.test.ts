@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../../../functions/export';
-import { floorToGrid, formatTimestamp, minutes, seconds, toMicros } from '../../../../shared/export/time';
+import {
+  floorToGrid,
+  formatTimestamp,
+  minutes,
+  seconds,
+  toMicros,
+} from '../../../../shared/export/sources/time';
 import { createPgDatabase, mysqlAdmin, pgAdmin, uniqueName } from '../../../stack/fixtures';
 import { postgresClusterParameters } from '../../../support/csvlog-fixtures';
 import {

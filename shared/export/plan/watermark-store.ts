@@ -1,0 +1,229 @@
+import {
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { ExportError } from '../../errors';
+import { type Generation, type PendingBatch, parseCursor, parsePending } from '../sources/mysql/log-position';
+
+/** What one (cluster, table) item holds. */
+export interface WatermarkState {
+  watermark?: string;
+  version: number;
+  rowsExported: number;
+}
+
+/** A held lease: the version it was taken at moves with every committed window. */
+export interface Lease {
+  cluster: string;
+  table: string;
+  owner: string;
+  version: number;
+  watermark?: string;
+  /** Tables read by position: how far each generation has been exported (`logCursor`). */
+  cursor: Generation[];
+  /** Tables read by position: the batch in flight, if a run stopped inside it (`logPending`). */
+  pending?: PendingBatch;
+}
+
+/**
+ * Creates the watermark table with the contract's key schema (partition key
+ * `cluster`, sort key `table`), on demand. Deployments get it from
+ * serverless.yml; local runs, the demo and tests call this.
+ */
+export async function createWatermarkTable(dynamo: DynamoDBClient, tableName: string): Promise<void> {
+  await dynamo.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'cluster', KeyType: 'HASH' },
+        { AttributeName: 'table', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'cluster', AttributeType: 'S' },
+        { AttributeName: 'table', AttributeType: 'S' },
+      ],
+    }),
+  );
+}
+
+/** Another run holds the lease, or took it over after ours lapsed. */
+export class LeaseLostError extends ExportError {}
+
+/**
+ * High-water marks in DynamoDB, one item per (cluster, table), with a lease so
+ * that two runs never export the same table at once. Every write is conditional
+ * on `version` (optimistic locking) and bumps it, so a run whose lease lapsed and
+ * was taken over cannot move the watermark any more.
+ */
+export class WatermarkStore {
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async read(cluster: string, table: string): Promise<WatermarkState> {
+    const { Item } = await this.dynamo.send(
+      new GetItemCommand({ TableName: this.tableName, Key: key(cluster, table), ConsistentRead: true }),
+    );
+    return {
+      watermark: Item?.watermark?.S,
+      version: Number(Item?.version?.N ?? 0),
+      rowsExported: Number(Item?.rowsExported?.N ?? 0),
+    };
+  }
+
+  /** Takes the lease until `untilMs` unless another owner holds one that has not lapsed. */
+  async acquire(cluster: string, table: string, owner: string, untilMs: number): Promise<Lease> {
+    try {
+      const { Attributes } = await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: key(cluster, table),
+          UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, updatedAt = :at ADD version :one',
+          ConditionExpression: 'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
+          ExpressionAttributeValues: {
+            ':owner': { S: owner },
+            ':until': { N: String(untilMs) },
+            ':now': { N: String(this.now()) },
+            ':at': { S: isoNow(this.now()) },
+            ':one': { N: '1' },
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return {
+        cluster,
+        table,
+        owner,
+        version: Number(Attributes?.version?.N),
+        watermark: Attributes?.watermark?.S,
+        cursor: parseCursor(Attributes?.logCursor?.S),
+        pending: parsePending(Attributes?.logPending?.S),
+      };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new LeaseLostError(`Another run holds the lease on ${cluster}/${table}`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Moves the watermark to `watermark` (which must be later than the current one),
+   * adds the window's rows and renews the lease until `untilMs`, all in one
+   * conditional write. `finish` (the last window of a batch read by position)
+   * also stores the cursor after the batch and clears it as pending.
+   * Throws LeaseLostError when another run took the lease.
+   */
+  async advance(
+    lease: Lease,
+    watermark: string,
+    rows: number,
+    untilMs: number,
+    finish?: Generation[],
+  ): Promise<Lease> {
+    const set = 'SET watermark = :watermark, leaseUntil = :until, updatedAt = :at';
+    await this.#conditional(
+      lease,
+      finish
+        ? `${set}, logCursor = :cursor REMOVE logPending ADD version :one, rowsExported :rows`
+        : `${set} ADD version :one, rowsExported :rows`,
+      {
+        ':watermark': { S: watermark },
+        ':until': { N: String(untilMs) },
+        ':rows': { N: String(rows) },
+        ...(finish ? { ':cursor': { S: JSON.stringify(finish) } } : {}),
+      },
+      ' AND (attribute_not_exists(watermark) OR watermark < :watermark)',
+    );
+    return finish
+      ? { ...lease, version: lease.version + 1, watermark, cursor: finish, pending: undefined }
+      : { ...lease, version: lease.version + 1, watermark };
+  }
+
+  /**
+   * Records a batch of a table read by position before its first object is
+   * written (`logPending`), so that a run resuming it reads the same rows.
+   */
+  async begin(lease: Lease, batch: PendingBatch, untilMs: number): Promise<Lease> {
+    await this.#conditional(
+      lease,
+      'SET logPending = :batch, leaseUntil = :until, updatedAt = :at ADD version :one',
+      {
+        ':batch': { S: JSON.stringify(batch) },
+        ':until': { N: String(untilMs) },
+      },
+    );
+    return { ...lease, version: lease.version + 1, pending: batch };
+  }
+
+  /** Renews the lease without moving the watermark (backfills, long runs of empty windows). */
+  async renew(lease: Lease, untilMs: number): Promise<Lease> {
+    await this.#conditional(lease, 'SET leaseUntil = :until, updatedAt = :at ADD version :one', {
+      ':until': { N: String(untilMs) },
+    });
+    return { ...lease, version: lease.version + 1 };
+  }
+
+  /** Gives the lease up; a lease already lost is not an error here. */
+  async release(lease: Lease): Promise<void> {
+    try {
+      await this.#conditional(
+        lease,
+        'REMOVE leaseOwner, leaseUntil SET updatedAt = :at ADD version :one',
+        {},
+      );
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+    }
+  }
+
+  async #conditional(
+    lease: Lease,
+    update: string,
+    values: Record<string, { S: string } | { N: string }>,
+    extraCondition = '',
+  ): Promise<void> {
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: key(lease.cluster, lease.table),
+          UpdateExpression: update,
+          ConditionExpression: `version = :version AND leaseOwner = :owner${extraCondition}`,
+          ExpressionAttributeValues: {
+            ...values,
+            ':version': { N: String(lease.version) },
+            ':owner': { S: lease.owner },
+            ':at': { S: isoNow(this.now()) },
+            ':one': { N: '1' },
+          },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new LeaseLostError(
+          `Lost the lease on ${lease.cluster}/${lease.table}: another run took it, or the watermark is already past this window`,
+          {
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+function key(cluster: string, table: string) {
+  return { cluster: { S: cluster }, table: { S: table } };
+}
+
+/** updatedAt is bookkeeping for operators, not data: the wall clock at millisecond precision is enough. */
+function isoNow(ms: number): string {
+  return new Date(ms).toISOString();
+}

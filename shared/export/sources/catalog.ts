@@ -1,0 +1,66 @@
+import { generalLog, slowLog } from './mysql/catalog';
+import { POSTGRES_TABLES } from './postgres/catalog';
+import { REDSHIFT_TABLES } from './redshift/catalog';
+import { type EngineFamily, inWindow, ONE_MINUTE, type TableDefinition } from './table-definition';
+
+export {
+  generalLog,
+  hasProcessPrivilege,
+  mysqlLogTable,
+  SLOW_LOG_FALLBACK_LAG_SECONDS,
+  slowLog,
+  TIME_BASIS,
+} from './mysql/catalog';
+export * from './table-definition';
+
+/**
+ * The catalog: every exportable table is a definition in this list, and custom
+ * exports become definitions too. The pipeline only reads definitions, so a new
+ * engine's tables (PostgreSQL csv log, Redshift STL/SYS) are new entries here,
+ * not new branches in the exporter.
+ */
+
+/** Every catalog table. */
+export const CATALOG: readonly TableDefinition[] = [
+  generalLog,
+  slowLog,
+  ...POSTGRES_TABLES,
+  ...REDSHIFT_TABLES,
+];
+
+export function catalogTable(family: EngineFamily, name: string): TableDefinition | undefined {
+  return CATALOG.find((t) => t.family === family && t.name === name);
+}
+
+export function standardTables(family: EngineFamily): TableDefinition[] {
+  return CATALOG.filter((t) => t.family === family && t.standard);
+}
+
+export const CUSTOM_EXPORT_NAME = /^[a-z][a-z0-9_]*$/;
+export const COLUMN_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+
+/**
+ * A custom export: the configured SELECT as a subquery, restricted to the
+ * window on its watermark column; `fullScan` when that column has no index.
+ */
+export function customExport(
+  name: string,
+  query: string,
+  watermarkColumn: string,
+  fullScan = false,
+): TableDefinition {
+  const inner = query.trim().replace(/;+\s*$/, '');
+  return {
+    name,
+    standard: false,
+    eventTimeColumn: watermarkColumn,
+    orderBy: [watermarkColumn],
+    fullScan,
+    sqlTextColumns: [],
+    lagSeconds: async () => ONE_MINUTE,
+    async source({ session }) {
+      return (window) =>
+        `SELECT * FROM (${inner}) AS custom_export WHERE ${inWindow(session.dialect, watermarkColumn, window)}`;
+    },
+  };
+}

@@ -1,0 +1,313 @@
+import type { Socket } from 'node:net';
+import pg from 'pg';
+import Cursor from 'pg-cursor';
+import { type ConnectionTarget, classify, connectPostgres } from '../../../db/connect';
+import type { Logger } from '../../../log';
+import { ChunkQueue } from '../chunk-queue';
+import {
+  ConnectionGuard,
+  connectionLost,
+  DEFAULT_READ_TIMEOUT_MS,
+  type SessionOptions,
+} from '../connection-guard';
+import type { DatabaseSession, Row, SqlDialect } from '../session';
+import { formatTimestamp, isoFromDatabase } from '../time';
+import {
+  type ColumnField,
+  type ColumnPlan,
+  CsvJsonTranscoder,
+  copyStatement,
+  planColumns,
+  type TypeParser,
+} from './copy';
+import { CopyOutQuery } from './copy-out';
+
+const BATCH_ROWS = 1000;
+/** How long a closing session waits for the server's goodbye before dropping the socket. */
+const CLOSE_WAIT_MS = 2_000;
+
+const asText = (value: string) => value;
+/** Type OIDs parsed differently from pg's defaults: no Date objects, no Buffers, no interval objects. */
+const PARSERS = new Map<number, (value: string) => unknown>([
+  [1114, isoFromDatabase], // timestamp
+  [1184, isoFromDatabase], // timestamptz (the session runs in UTC)
+  [1082, asText], // date
+  [1115, asText], // timestamp[]
+  [1185, asText], // timestamptz[]
+  [1182, asText], // date[]
+  [1186, asText], // interval
+  [1187, asText], // interval[]
+  [17, asText], // bytea, as its hex text
+]);
+
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    PARSERS.get(oid) ?? pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** The parser the session gives a text-format column of type `oid`. */
+export const typeParser = (oid: number): TypeParser => types.getTypeParser(oid, 'text') as TypeParser;
+
+/**
+ * A query object for pg's client (its submittable interface, as pg-cursor and
+ * CopyOutQuery use it) that parses the statement and asks for its row
+ * description, without binding or executing it.
+ */
+class StatementDescription implements pg.Submittable {
+  private fields: ColumnField[] = [];
+  private error: Error | undefined;
+
+  constructor(
+    private readonly text: string,
+    private readonly done: (error: Error | undefined, fields: ColumnField[]) => void,
+  ) {}
+
+  submit(connection: pg.Connection): void {
+    connection.parse({ name: '', text: this.text, types: [] }, true);
+    connection.describe({ type: 'S' }, true);
+    connection.sync();
+  }
+
+  handleRowDescription(message: { fields: ColumnField[] }): void {
+    this.fields = message.fields.map(({ name, dataTypeID }) => ({ name, dataTypeID }));
+  }
+
+  handleError(error: Error): void {
+    this.error = error;
+  }
+
+  handleReadyForQuery(): void {
+    this.done(this.error, this.fields);
+  }
+
+  // Not sent for a statement description; the client may still call them.
+  handleDataRow(): void {}
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(): void {}
+  handleCopyData(): void {}
+}
+
+export const postgresDialect: SqlDialect = {
+  quote: (identifier) => `"${identifier.replaceAll('"', '""')}"`,
+  timestamp: (micros) => `'${formatTimestamp(micros)}'::timestamptz`,
+};
+
+/**
+ * A PostgreSQL-protocol session (PostgreSQL, Aurora PostgreSQL, Redshift) in
+ * UTC, streaming through a cursor. Every read is bounded: a dropped connection
+ * fails it at once, a silent server after the read timeout (see
+ * connection-guard.ts).
+ */
+export class PostgresSession implements DatabaseSession {
+  readonly dialect = postgresDialect;
+  /** Whether the server can run the COPY fast path; asked once. */
+  private copySupport?: Promise<boolean>;
+  private readonly guard: ConnectionGuard;
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly target: ConnectionTarget,
+    private readonly purpose: string,
+    readTimeoutMs: number,
+  ) {
+    this.guard = new ConnectionGuard(this.socket(), readTimeoutMs);
+    client.on('error', (error: Error) => this.guard.fail(connectionLost(error)));
+    client.on('end', () => this.guard.fail(new Error('Connection terminated')));
+  }
+
+  static async open(
+    target: ConnectionTarget,
+    logger: Logger,
+    purpose: string,
+    options: SessionOptions = {},
+  ): Promise<PostgresSession> {
+    // The time zone is set by a statement, not the startup packet's `options`, which PgBouncer refuses
+    // ("unsupported startup parameter") and other proxies may drop.
+    const client = await connectPostgres(
+      target,
+      { types, application_name: 'log-export' },
+      { logger, purpose },
+    );
+    const session = new PostgresSession(
+      client,
+      target,
+      purpose,
+      options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+    );
+    try {
+      await session.scalar("SET TimeZone = 'UTC'");
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+    return session;
+  }
+
+  async now(): Promise<string> {
+    const now = await this.scalar(
+      `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+    );
+    return String(now);
+  }
+
+  async scalar(sql: string): Promise<unknown> {
+    try {
+      const result = await this.guard.during(this.client.query({ text: sql, rowMode: 'array' }));
+      return (result.rows[0] as unknown[] | undefined)?.[0];
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    }
+  }
+
+  async relationExists(schema: string, table: string): Promise<boolean> {
+    const found = await this.scalar(
+      `SELECT to_regclass(${pg.escapeLiteral(`${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`)}) IS NOT NULL`,
+    );
+    return found === true;
+  }
+
+  async *stream(sql: string): AsyncIterable<Row> {
+    const cursor = this.client.query(new Cursor<Row>(sql, undefined, { types }));
+    try {
+      for (;;) {
+        // Armed only while a batch is owed: between batches the server waits for us.
+        const rows = await this.guard.during(cursor.read(BATCH_ROWS));
+        if (rows.length === 0) break;
+        yield* rows;
+      }
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    } finally {
+      if (!this.guard.failed) await this.guard.during(cursor.close()).catch(() => {});
+    }
+  }
+
+  /**
+   * The COPY fast path (see postgres-copy.ts), for PostgreSQL 12 or later in
+   * UTF-8, DateStyle ISO and UTC: not Redshift, which has no COPY TO STDOUT. The
+   * query is described first to plan each column from its type.
+   */
+  async jsonLines(
+    sql: string,
+    counter: { rows: number },
+    redactColumns: readonly string[] = [],
+  ): Promise<AsyncIterable<Uint8Array> | undefined> {
+    if (!(await this.supportsCopy())) return undefined;
+    let columns: ColumnPlan[] | undefined;
+    try {
+      columns = planColumns(await this.guard.during(this.describe(sql)), typeParser, redactColumns);
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    }
+    return columns === undefined ? undefined : this.copyLines(copyStatement(sql), columns, counter);
+  }
+
+  /**
+   * The result columns of `sql`, from the server's description of the parsed
+   * statement: nothing runs (a file_fdw program, for one, is not started).
+   */
+  private describe(sql: string): Promise<ColumnField[]> {
+    return new Promise((resolve, reject) => {
+      this.client.query(
+        new StatementDescription(sql, (error, fields) => (error ? reject(error) : resolve(fields))),
+      );
+    });
+  }
+
+  /**
+   * Runs the COPY and yields its rows as JSON lines in chunks; the socket is
+   * paused while four chunks wait. Stopping early (or a row that does not
+   * transcode) lets the COPY run to its end with its rows dropped, so that the
+   * connection leaves copy-out mode and stays usable.
+   */
+  private async *copyLines(
+    copySql: string,
+    columns: readonly ColumnPlan[],
+    counter: { rows: number },
+  ): AsyncIterable<Uint8Array> {
+    const transcoder = new CsvJsonTranscoder(columns);
+    const counted = counter.rows;
+    let dropping = false;
+    let settled = false;
+    const queue = new ChunkQueue(
+      () => query.pause(),
+      () => query.resume(),
+    );
+    const query = new CopyOutQuery(copySql, (rows) => {
+      if (dropping) return;
+      try {
+        for (const chunk of transcoder.writeText(rows)) queue.push(chunk);
+        counter.rows = counted + transcoder.rows;
+      } catch (error) {
+        dropping = true;
+        query.resume();
+        queue.fail(error);
+      }
+    });
+    query.finished.then(
+      () => {
+        settled = true;
+        if (dropping) return;
+        try {
+          for (const chunk of transcoder.end()) queue.push(chunk);
+          counter.rows = counted + transcoder.rows;
+          queue.end();
+        } catch (error) {
+          queue.fail(error);
+        }
+      },
+      (error) => {
+        settled = true;
+        queue.fail(error);
+      },
+    );
+    const done = this.guard.watch((error) => {
+      // A connection lost after the COPY ended takes nothing from its rows.
+      if (settled) return;
+      settled = true;
+      queue.fail(error);
+    });
+    this.client.query(query);
+    try {
+      yield* queue.drain();
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    } finally {
+      if (!settled) {
+        dropping = true;
+        query.resume();
+        await query.finished.catch(() => {});
+      }
+      done();
+    }
+  }
+
+  private supportsCopy(): Promise<boolean> {
+    this.copySupport ??= (async () => {
+      const version = String(await this.scalar('SELECT version()'));
+      if (!version.startsWith('PostgreSQL ') || version.includes('Redshift')) return false;
+      const settings = await this.scalar(
+        `SELECT current_setting('server_version_num')::int >= 120000 AND current_setting('server_encoding') = 'UTF8' AND current_setting('client_encoding') = 'UTF8' AND current_setting('DateStyle') LIKE 'ISO,%' AND current_setting('TimeZone') = 'UTC'`,
+      );
+      return settings === true;
+    })().catch(() => false);
+    return this.copySupport;
+  }
+
+  /** Says goodbye, but drops the socket if the server does not answer in time (it may be stopped). */
+  async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_WAIT_MS);
+    });
+    await Promise.race([this.client.end().catch(() => {}), waited]);
+    clearTimeout(timer);
+    this.socket().destroy();
+  }
+
+  private socket(): Socket {
+    return (this.client as unknown as { connection: { stream: Socket } }).connection.stream;
+  }
+}

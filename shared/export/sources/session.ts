@@ -1,0 +1,42 @@
+/**
+ * The narrow interface behind which engine specifics live. The pipeline, the
+ * planner and the catalog's builders see only this: a clock, a way to ask a
+ * question, and a stream of rows whose timestamps are already ISO-8601 strings.
+ */
+
+/** How one SQL dialect spells identifiers and timestamp literals. */
+export interface SqlDialect {
+  /** Quotes one identifier (a column name). */
+  quote(identifier: string): string;
+  /** A timestamp literal for microseconds since the epoch, compared in UTC. */
+  timestamp(micros: number): string;
+}
+
+import type { Row } from '../encode/jsonl';
+
+export type { Row };
+
+export interface DatabaseSession {
+  readonly dialect: SqlDialect;
+  /** The database clock in UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`. */
+  now(): Promise<string>;
+  /** The first column of the first row, or undefined when there is no row. */
+  scalar(sql: string): Promise<unknown>;
+  /** Does `schema.table` exist? */
+  relationExists(schema: string, table: string): Promise<boolean>;
+  /** Streams rows without holding the result in memory; breaking out of the loop stops the query. */
+  stream(sql: string): AsyncIterable<Row>;
+  /**
+   * Optional fast path: the rows of `sql` as JSON lines, byte for byte what
+   * JSON-encoding `stream(sql)` line by line gives (with the same columns
+   * masked), written without building row objects and counting rows into
+   * `counter`; undefined when the session cannot promise the same bytes for
+   * this query (the caller then uses `stream`).
+   */
+  jsonLines?(
+    sql: string,
+    counter: { rows: number },
+    redactColumns: readonly string[],
+  ): Promise<AsyncIterable<Uint8Array> | undefined>;
+  close(): Promise<void>;
+}
