@@ -13,6 +13,7 @@ export interface SqlDialect {
 }
 
 import type { Row } from '../encode/jsonl';
+import type { ColumnSpec } from './columns';
 
 export type { Row };
 
@@ -24,6 +25,13 @@ export interface DatabaseSession {
   scalar(sql: string): Promise<unknown>;
   /** Does `schema.table` exist? */
   relationExists(schema: string, table: string): Promise<boolean>;
+  /**
+   * The result columns of `sql`, in order, with their types as the source
+   * names them (`bigint unsigned`, `timestamp(6) with time zone`,
+   * `numeric(10,2)`): what typed output formats are built from, never from
+   * sampled rows. Reads no rows.
+   */
+  describe(sql: string): Promise<ColumnSpec[]>;
   /** Streams rows without holding the result in memory; breaking out of the loop stops the query. */
   stream(sql: string): AsyncIterable<Row>;
   /**

@@ -192,6 +192,7 @@ function dayAhead(open: SessionOpener): SessionOpener {
       now: async () => formatTimestamp(toMicros(await session.now()) + hours(24)),
       scalar: (sql) => session.scalar(sql),
       relationExists: (schema, table) => session.relationExists(schema, table),
+      describe: (sql) => session.describe(sql),
       stream: (sql) => session.stream(sql),
       close: () => session.close(),
     };

@@ -5,6 +5,7 @@ import { type ConnectionTarget, classify, connectMysql } from '../../../db/conne
 import type { Logger } from '../../../log';
 import { CHUNK_CHARS, jsonLine } from '../../encode/jsonl';
 import { ChunkQueue } from '../chunk-queue';
+import type { ColumnSpec } from '../columns';
 import {
   ConnectionGuard,
   connectionLost,
@@ -13,11 +14,11 @@ import {
 } from '../connection-guard';
 import type { DatabaseSession, Row, SqlDialect } from '../session';
 import { isoFromDatabase, sqlTimestamp } from '../time';
+import { BINARY_CHARSET, type MysqlField, mysqlTypeName } from './column-types';
 
 /** Column types (protocol codes) of TIMESTAMP and DATETIME, and of strings that may be binary. */
 const TIMESTAMP_TYPES = new Set([7, 12, 17, 18]);
 const BYTES_TYPES = new Set([249, 250, 251, 252, 253, 254]);
-const BINARY_CHARSET = 63;
 
 interface ColumnDefinition {
   name: string;
@@ -121,6 +122,18 @@ export class MysqlSession implements DatabaseSession {
       `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(schema)} AND TABLE_NAME = ${quoteString(table)}`,
     );
     return Number(found) > 0;
+  }
+
+  /** The result columns of `sql` with their DDL types, from a query that stops before its first row. */
+  async describe(sql: string): Promise<ColumnSpec[]> {
+    try {
+      const [, fields] = await this.guard.during(
+        this.connection.query({ sql: `SELECT * FROM (${sql}) AS described LIMIT 0` }),
+      );
+      return (fields as unknown as MysqlField[]).map((f) => ({ name: f.name, type: mysqlTypeName(f) }));
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    }
   }
 
   async *stream(sql: string): AsyncIterable<Row> {

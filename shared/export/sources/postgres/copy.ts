@@ -21,6 +21,8 @@ import { isoFromDatabase } from '../time';
 export interface ColumnField {
   name: string;
   dataTypeID: number;
+  /** The type modifier (length, precision and scale, timestamp precision); -1 when none. */
+  dataTypeModifier?: number;
 }
 
 export type TypeParser = (text: string) => unknown;

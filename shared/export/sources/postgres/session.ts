@@ -4,6 +4,7 @@ import Cursor from 'pg-cursor';
 import { type ConnectionTarget, classify, connectPostgres } from '../../../db/connect';
 import type { Logger } from '../../../log';
 import { ChunkQueue } from '../chunk-queue';
+import type { ColumnSpec } from '../columns';
 import {
   ConnectionGuard,
   connectionLost,
@@ -69,7 +70,11 @@ class StatementDescription implements pg.Submittable {
   }
 
   handleRowDescription(message: { fields: ColumnField[] }): void {
-    this.fields = message.fields.map(({ name, dataTypeID }) => ({ name, dataTypeID }));
+    this.fields = message.fields.map(({ name, dataTypeID, dataTypeModifier }) => ({
+      name,
+      dataTypeID,
+      dataTypeModifier,
+    }));
   }
 
   handleError(error: Error): void {
@@ -168,6 +173,27 @@ export class PostgresSession implements DatabaseSession {
     return found === true;
   }
 
+  /**
+   * The result columns of `sql` with their types as the server names them
+   * (`format_type`: `bigint`, `timestamp(6) with time zone`, `numeric(10,2)`),
+   * from the parsed statement's description: nothing runs.
+   */
+  async describe(sql: string): Promise<ColumnSpec[]> {
+    try {
+      const fields = await this.guard.during(this.describeFields(sql));
+      if (fields.length === 0) return [];
+      // One row, one column per field (no unnest: Redshift's leader node has format_type but not unnest).
+      const calls = fields.map((f) => `format_type(${f.dataTypeID}, ${f.dataTypeModifier ?? -1})`);
+      const result = await this.guard.during(
+        this.client.query({ text: `SELECT ${calls.join(', ')}`, rowMode: 'array' }),
+      );
+      const names = result.rows[0] as unknown[];
+      return fields.map((f, i) => ({ name: f.name, type: String(names[i]) }));
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    }
+  }
+
   async *stream(sql: string): AsyncIterable<Row> {
     const cursor = this.client.query(new Cursor<Row>(sql, undefined, { types }));
     try {
@@ -197,7 +223,7 @@ export class PostgresSession implements DatabaseSession {
     if (!(await this.supportsCopy())) return undefined;
     let columns: ColumnPlan[] | undefined;
     try {
-      columns = planColumns(await this.guard.during(this.describe(sql)), typeParser, redactColumns);
+      columns = planColumns(await this.guard.during(this.describeFields(sql)), typeParser, redactColumns);
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });
     }
@@ -208,7 +234,7 @@ export class PostgresSession implements DatabaseSession {
    * The result columns of `sql`, from the server's description of the parsed
    * statement: nothing runs (a file_fdw program, for one, is not started).
    */
-  private describe(sql: string): Promise<ColumnField[]> {
+  private describeFields(sql: string): Promise<ColumnField[]> {
     return new Promise((resolve, reject) => {
       this.client.query(
         new StatementDescription(sql, (error, fields) => (error ? reject(error) : resolve(fields))),

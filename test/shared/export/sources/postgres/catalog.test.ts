@@ -270,6 +270,9 @@ function rdsLikeSession(files: string[], existingTables: string[]) {
       return undefined;
     },
     relationExists: async () => true,
+    describe: async () => {
+      throw new Error('not used');
+    },
     async *stream(sql): AsyncIterable<Row> {
       statements.push(sql);
       if (sql.includes('list_postgres_log_files()')) yield* files.map((file_name) => ({ file_name }));

@@ -352,6 +352,9 @@ function redshiftLikeSession(): DatabaseSession {
     scalar: async (sql) =>
       sql === 'SELECT version()' ? 'PostgreSQL 8.0.2 on i686-pc-linux-gnu, Redshift 1.0.77467' : '1',
     relationExists: async () => true,
+    describe: async () => {
+      throw new Error('not used');
+    },
     stream: () => {
       throw new Error('not used');
     },
