@@ -17,6 +17,10 @@ import {
   type TableDefinition,
 } from './sources/catalog';
 
+/** Object formats (`global/format`): the extension each key ends in. */
+export const OUTPUT_FORMATS = ['jsonl.gz', 'parquet'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
 /** Cluster names appear in object keys and DynamoDB keys. */
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -95,6 +99,7 @@ const configObject = z
       'lag-seconds': integerString(0, 86400).optional(),
       'kms-key-id': z.string().min(1).optional(),
       'fan-out': z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' }).optional(),
+      format: z.enum(OUTPUT_FORMATS, { message: 'must be jsonl.gz or parquet' }).optional(),
       'read-timeout-seconds': integerString(1, 900).optional(),
     }),
     clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
@@ -141,6 +146,8 @@ export interface ExportConfig {
   lagSeconds?: number;
   kmsKeyId?: string;
   fanOut: 'auto' | 'on' | 'off';
+  /** How objects are written: gzip JSON lines (default) or Parquet with typed columns. */
+  format: OutputFormat;
   /** Silence from a database, while it owes an answer, after which its connection is dropped. */
   readTimeoutMs?: number;
   clusters: ReadonlyMap<string, ClusterConfig>;
@@ -193,6 +200,7 @@ export function resolveConfig(raw: RawExportConfig): ExportConfig {
     lagSeconds: g['lag-seconds'],
     kmsKeyId: g['kms-key-id'],
     fanOut: g['fan-out'] ?? 'auto',
+    format: g.format ?? 'jsonl.gz',
     readTimeoutMs: g['read-timeout-seconds'] === undefined ? undefined : g['read-timeout-seconds'] * 1000,
     clusters,
   };
@@ -250,15 +258,17 @@ export async function loadExportConfig(
   options: LoadOptions,
 ): Promise<ExportConfig> {
   let config: ExportConfig;
-  if (request.kind !== 'scheduled') {
+  // A daily compaction of every enabled cluster reads what an in-process scheduled run does.
+  const cluster = request.kind === 'scheduled' ? undefined : request.cluster;
+  if (cluster !== undefined) {
     // The name becomes part of an SSM path: only a valid cluster name may.
-    if (!CLUSTER_NAME.test(request.cluster)) {
-      throw new EventError(`Unknown cluster "${request.cluster}": not a valid cluster name`);
+    if (!CLUSTER_NAME.test(cluster)) {
+      throw new EventError(`Unknown cluster "${cluster}": not a valid cluster name`);
     }
-    config = resolveConfig(await loader.get(clusterScopes(request.cluster)));
+    config = resolveConfig(await loader.get(clusterScopes(cluster)));
   } else {
     config = resolveConfig(await loader.get(['global']));
-    if (!fansOut(config.fanOut, options.functionName)) {
+    if (request.kind === 'compact' || !fansOut(config.fanOut, options.functionName)) {
       const scopes = ['global', ...config.enabledClusters.map((name) => `clusters/${name}`)];
       config = resolveConfig(await loader.get(scopes));
       const missing = config.enabledClusters.filter((name) => !config.clusters.has(name));

@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { EventError } from '../errors';
-import { parseTimestamp } from './sources/time';
+import { dayOf, parseTimestamp } from './sources/time';
+
+/** A daily compaction (`{ "compact": { cluster?, table?, date? } }`). */
+export interface CompactRequest {
+  kind: 'compact';
+  /** Every enabled cluster when absent. */
+  cluster?: string;
+  /** Every table of the cluster when absent. */
+  table?: string;
+  /** `YYYY-MM-DD` (UTC); the day before today when absent. */
+  date?: string;
+}
 
 /** What the handler was asked to do. */
 export type ExportRequest =
@@ -14,7 +25,8 @@ export type ExportRequest =
       to: string;
       dryRun: boolean;
       replace: boolean;
-    };
+    }
+  | CompactRequest;
 
 const timestamp = z.string().refine((s) => parseTimestamp(s) !== undefined, 'must be an ISO-8601 timestamp');
 
@@ -38,6 +50,23 @@ const manual = z
     }
   });
 
+const compact = z.strictObject({
+  compact: z
+    .strictObject({
+      cluster: z.string().min(1).optional(),
+      table: z.string().min(1).optional(),
+      date: z
+        .string()
+        .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day, YYYY-MM-DD')
+        .refine(isCalendarDay, 'is not a calendar day')
+        .optional(),
+    })
+    .refine((c) => c.table === undefined || c.cluster !== undefined, {
+      message: 'a table needs its cluster',
+      path: ['table'],
+    }),
+});
+
 /** An EventBridge scheduled event (or any event EventBridge sends on a schedule rule). */
 function isScheduled(event: unknown): boolean {
   const e = event as Record<string, unknown> | null;
@@ -49,12 +78,15 @@ function isScheduled(event: unknown): boolean {
 /** Validates the handler's event; every problem is named in one EventError. */
 export function parseExportEvent(event: unknown): ExportRequest {
   if (isScheduled(event)) return { kind: 'scheduled' };
+  if (event && typeof event === 'object' && 'compact' in event) {
+    const parsed = compact.safeParse(event);
+    if (!parsed.success)
+      throw new EventError(`Invalid compact event: ${describeIssues(parsed.error.issues)}`);
+    return { kind: 'compact', ...parsed.data.compact };
+  }
   const result = manual.safeParse(event);
   if (!result.success) {
-    const details = result.error.issues
-      .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-      .join('; ');
-    throw new EventError(`Invalid export event: ${details}`);
+    throw new EventError(`Invalid export event: ${describeIssues(result.error.issues)}`);
   }
   const e = result.data;
   if (e.from !== undefined && e.to !== undefined) {
@@ -69,4 +101,15 @@ export function parseExportEvent(event: unknown): ExportRequest {
     };
   }
   return { kind: 'catch-up', cluster: e.cluster, tables: e.tables };
+}
+
+/** Every problem of an event, one after the other, each with its path. */
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+/** `YYYY-MM-DD` naming a day that exists (not 2026-02-30, which a parser would roll over). */
+export function isCalendarDay(date: string): boolean {
+  const micros = parseTimestamp(`${date}T00:00:00Z`);
+  return micros !== undefined && dayOf(micros) === date;
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../log';
 import { type ClusterConfig, type ExportConfig, fansOut } from './config';
 import type { CredentialSource } from './credentials';
 import { prestartDeflateWorkers } from './encode/gzip';
-import type { ExportRequest } from './event';
+import type { CompactRequest, ExportRequest } from './event';
 import type { ClusterInvoker } from './plan/fan-out';
 import type { WatermarkStore } from './plan/watermark-store';
 import type { Sink } from './sinks';
@@ -54,8 +54,10 @@ export interface ClusterSummary {
 }
 
 export interface ExportSummary {
-  mode: 'scheduled' | 'catch-up' | 'backfill' | 'dry-run';
+  mode: 'scheduled' | 'catch-up' | 'backfill' | 'dry-run' | 'compact';
   clusters: ClusterSummary[];
+  /** The day a compaction worked on (`YYYY-MM-DD`). */
+  date?: string;
   /** Clusters handed to asynchronous invocations of this function. */
   fannedOut?: string[];
 }
@@ -65,7 +67,10 @@ export interface ExportSummary {
  * invocation per enabled cluster; otherwise clusters run here, a few at a time.
  * A failing cluster or table is reported in the summary and stops nothing else.
  */
-export async function runExport(request: ExportRequest, deps: ExporterDeps): Promise<ExportSummary> {
+export async function runExport(
+  request: Exclude<ExportRequest, CompactRequest>,
+  deps: ExporterDeps,
+): Promise<ExportSummary> {
   const { config } = deps;
   if (request.kind === 'scheduled') {
     const clusters = [...config.enabledClusters];

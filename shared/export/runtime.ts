@@ -4,6 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
 import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../log';
+import { runCompaction } from './compaction';
 import {
   clusterScopes,
   type ExportConfigSource,
@@ -109,10 +110,24 @@ export async function executeExport(
     if (!reloaded.has(name)) reloaded.set(name, reloadOne(name));
     return reloaded.get(name) as ReturnType<typeof reloadOne>;
   };
+  const store = new WatermarkStore(runtime.dynamo(), runtime.watermarkTable, runtime.now);
+  const sink = sinkFor(config.destination, runtime.s3, config.kmsKeyId);
+  if (request.kind === 'compact') {
+    const compacted = await runCompaction(request, {
+      config,
+      store,
+      sink,
+      logger: runtime.logger,
+      now: runtime.now,
+      concurrency: runtime.concurrency,
+    });
+    runtime.logger.info('Compaction finished', { summary: compacted });
+    return compacted;
+  }
   const summary = await runExport(request, {
     config,
-    store: new WatermarkStore(runtime.dynamo(), runtime.watermarkTable, runtime.now),
-    sink: sinkFor(config.destination, runtime.s3, config.kmsKeyId),
+    store,
+    sink,
     credentials: runtime.credentials,
     openers: runtime.openers,
     invoker: runtime.invoker,

@@ -43,6 +43,8 @@ export interface TableSummary {
   windowsLeft?: number;
   /** Dry run: rows per window, by window start. */
   rowsPerWindow?: Record<string, number>;
+  /** The object written or found (a compaction's daily object). */
+  key?: string;
   /** Why the table was not read at all (e.g. "extension not installed"); nothing moved. */
   skipped?: string;
   error?: string;

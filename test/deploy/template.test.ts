@@ -7,6 +7,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler as makeExportHandler } from '../../functions/export';
 import { makeHandler as makeHealthHandler } from '../../functions/health';
+import { parseExportEvent } from '../../shared/export/event';
 import { createLogger } from '../../shared/log';
 import { PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../../shared/rotation/driver';
 import {
@@ -494,15 +495,21 @@ describe('the packaged CloudFormation template', () => {
     const targets = schedules.map(([, r]) => json(r.Properties.Targets[0].Arn));
     expect(targets.sort()).toEqual([
       json(arnOf('ExportLambdaFunction')),
+      json(arnOf('ExportLambdaFunction')),
       json(arnOf('HealthLambdaFunction')),
     ]);
-    const schedule =
-      schedules.find(
-        ([, r]) => json(r.Properties.Targets[0].Arn) === json(arnOf('ExportLambdaFunction')),
-      )?.[1].Properties ?? {};
+    const exportSchedules = schedules
+      .filter(([, r]) => json(r.Properties.Targets[0].Arn) === json(arnOf('ExportLambdaFunction')))
+      .map(([, r]) => r.Properties);
+    const schedule = exportSchedules.find((r) => r.Targets[0].Input === undefined) ?? {};
     expect(schedule.ScheduleExpression).toBe('rate(5 minutes)');
     expect(schedule.State).toBe('ENABLED');
     expect(schedule.Targets[0].Arn).toEqual(arnOf('ExportLambdaFunction'));
+    // Daily compaction: opt-in, and its input is the scheduled compact event the handler accepts.
+    const compaction = exportSchedules.find((r) => r.Targets[0].Input !== undefined) ?? {};
+    expect(compaction.State).toBe('DISABLED');
+    expect(compaction.ScheduleExpression).toBe('cron(30 1 * * ? *)');
+    expect(parseExportEvent(JSON.parse(compaction.Targets[0].Input))).toEqual({ kind: 'compact' });
 
     const invokeConfig = props(template, 'ExportAsyncInvokeConfig');
     expect(invokeConfig.FunctionName).toEqual({ Ref: 'ExportLambdaFunction' });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -65,6 +65,31 @@ export class FileSink implements Sink {
     } finally {
       await unlink(temporary).catch(() => {});
     }
+  }
+
+  async list(directory: string): Promise<string[]> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(join(this.root, directory), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    // A temporary file is not an object: it is invisible until linked to its name.
+    return entries
+      .filter((e) => e.isFile() && !TEMPORARY.test(e.name))
+      .map((e) => `${directory}${e.name}`)
+      .sort();
+  }
+
+  async read(key: string): Promise<Readable> {
+    const stream = createReadStream(join(this.root, key));
+    // Fails here, not at the first read, when the object is missing.
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', reject);
+    });
+    return stream;
   }
 
   /** Removes the temporary files of this sink's layout in `directory`, once per run. */

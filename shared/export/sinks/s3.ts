@@ -1,5 +1,5 @@
-import type { Readable } from 'node:stream';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Sink, WriteOptions } from './sink';
 
@@ -45,7 +45,7 @@ export class S3Sink implements Sink {
         Bucket: this.bucket,
         Key: this.#key(key),
         Body: body,
-        ContentType: 'application/x-ndjson',
+        ContentType: options.contentType ?? 'application/x-ndjson',
         ...(options.replace ? {} : { IfNoneMatch: '*' }),
         ...(this.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: this.kmsKeyId } : {}),
       },
@@ -65,6 +65,32 @@ export class S3Sink implements Sink {
     } finally {
       options.signal.removeEventListener('abort', abort);
     }
+  }
+
+  async list(directory: string): Promise<string[]> {
+    const prefix = this.#key(directory);
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
+      );
+      for (const object of page.Contents ?? [])
+        if (object.Key) keys.push(directory + object.Key.slice(prefix.length));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  }
+
+  async read(key: string): Promise<Readable> {
+    const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }));
+    if (!(object.Body instanceof Readable)) throw new Error(`No body for ${this.describe(key)}`);
+    return object.Body;
   }
 
   #key(key: string): string {

@@ -5,6 +5,8 @@ export interface WriteOptions {
   replace: boolean;
   /** Aborted when the rows could not be read to the end: nothing may become visible then. */
   signal: AbortSignal;
+  /** The object's media type (S3 Content-Type); JSON lines when not given. */
+  contentType?: string;
 }
 
 /** Where objects go. A written object is complete or absent, never half-written. */
@@ -14,4 +16,8 @@ export interface Sink {
   exists(key: string): Promise<boolean>;
   /** Writes `body` under `key`; `exists` when write-once found the key already there (nothing written). */
   write(key: string, body: Readable, options: WriteOptions): Promise<'written' | 'exists'>;
+  /** The keys of the objects directly under `directory` (a key prefix ending in `/`), in key order. */
+  list(directory: string): Promise<string[]>;
+  /** The bytes of an object that exists. */
+  read(key: string): Promise<Readable>;
 }

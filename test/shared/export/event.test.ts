@@ -11,7 +11,13 @@ describe('parseExportEvent', () => {
     const request = parseExportEvent(JSON.parse(readFileSync(join(samples, file), 'utf8')));
 
     expect(request.kind).toBe(
-      file.startsWith('scheduled') ? 'scheduled' : file.startsWith('catch-up') ? 'catch-up' : 'backfill',
+      file.startsWith('scheduled')
+        ? 'scheduled'
+        : file.startsWith('catch-up')
+          ? 'catch-up'
+          : file.startsWith('compact')
+            ? 'compact'
+            : 'backfill',
     );
   });
 
@@ -27,6 +33,24 @@ describe('parseExportEvent', () => {
       dryRun: false,
       replace: false,
     });
+  });
+
+  it('reads a compact event, whole or scheduled', () => {
+    expect(
+      parseExportEvent({ compact: { cluster: 'c1', table: 'general_log', date: '2024-02-29' } }),
+    ).toEqual({
+      kind: 'compact',
+      cluster: 'c1',
+      table: 'general_log',
+      date: '2024-02-29',
+    });
+    expect(parseExportEvent({ compact: {} })).toEqual({ kind: 'compact' });
+    expect(() => parseExportEvent({ compact: { cluster: 'c1', date: '2023-02-29' } })).toThrow(
+      /date: is not a calendar day/,
+    );
+    expect(() => parseExportEvent({ compact: { cluster: 'c1' }, cluster: 'c1' })).toThrow(
+      /Invalid compact event/,
+    );
   });
 
   it('names every problem of a malformed event at once', () => {

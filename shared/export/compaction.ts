@@ -1,0 +1,204 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { EventError } from '../errors';
+import type { Logger } from '../log';
+import type { ClusterConfig, ExportConfig, OutputFormat } from './config';
+import { createParallelGzip } from './encode/gzip';
+import { type CompactRequest, isCalendarDay } from './event';
+import type { ExportSummary } from './exporter';
+import type { WatermarkStore } from './plan/watermark-store';
+import type { Sink } from './sinks';
+import { dayOf, hours, toMicros } from './sources/time';
+import type { TableSummary } from './table-export';
+
+/**
+ * Daily compaction (opt-in): once a table's watermark has passed the end of a
+ * UTC day, that day's window objects become one object under
+ * `<table>_daily/cluster=<c>/dt=<d>/<table>.<c>.<YYYYMMDD>.<ext>`, in the
+ * configured format, with exactly their rows in window order (which is event
+ * time order: windows are disjoint and each object is ordered). Write-once and
+ * idempotent like every object; the window objects stay, so a compaction that
+ * fails half-way loses nothing and leaves nothing visible.
+ */
+
+export interface CompactionDeps {
+  config: ExportConfig;
+  store: WatermarkStore;
+  sink: Sink;
+  logger: Logger;
+  now: () => number;
+  /** Tables compacted at once. */
+  concurrency: number;
+  /** Test hook: the bytes of the daily object pass through here before the sink. */
+  throughDaily?: (body: Readable) => Readable;
+}
+
+const EXTENSIONS: readonly OutputFormat[] = ['jsonl.gz', 'parquet'];
+
+/** The key of a table's daily object. */
+export function dailyKey(cluster: string, table: string, date: string, format: OutputFormat): string {
+  return `${table}_daily/cluster=${cluster}/dt=${date}/${table}.${cluster}.${date.replaceAll('-', '')}.${format}`;
+}
+
+/** Compacts one day of the requested tables; each table's outcome is reported, none stops the others. */
+export async function runCompaction(request: CompactRequest, deps: CompactionDeps): Promise<ExportSummary> {
+  const { config } = deps;
+  const date = request.date ?? dayOf(deps.now() * 1000 - hours(24));
+  if (!isCalendarDay(date))
+    throw new EventError(`Invalid compact event: date: "${date}" is not a calendar day`);
+  const names = request.cluster ? [request.cluster] : [...config.enabledClusters];
+  const jobs: { cluster: ClusterConfig; table: string }[] = [];
+  for (const name of names) {
+    const cluster = config.clusters.get(name);
+    if (!cluster) throw new EventError(`Unknown cluster "${name}": no clusters/${name}/ parameters`);
+    if (request.table !== undefined && !cluster.tables.has(request.table)) {
+      throw new EventError(
+        `Cluster ${name} exports no table "${request.table}" (it exports: ${[...cluster.tables.keys()].join(', ') || 'nothing'})`,
+      );
+    }
+    const tables = request.table !== undefined ? [request.table] : [...cluster.tables.keys()];
+    for (const table of tables) jobs.push({ cluster, table });
+  }
+  const results: TableSummary[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < jobs.length; i = next++) {
+      const job = jobs[i] as (typeof jobs)[number];
+      results[i] = await compactTable(job.cluster.name, job.table, date, deps);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(deps.concurrency, jobs.length)) }, worker));
+  // One entry per cluster, its tables in request order: the summary every run returns.
+  const clusters = names.map((cluster) => ({
+    cluster,
+    tables: results.filter((_, i) => jobs[i]?.cluster.name === cluster),
+  }));
+  return { mode: 'compact', date, clusters };
+}
+
+/**
+ * One table's day, reported as a table summary: `windows` counts the window
+ * objects read, `objectsWritten` / `objectsSkipped` the daily object written
+ * or found; `skipped` says why nothing was done (refused or empty), `error`
+ * what failed.
+ */
+async function compactTable(
+  cluster: string,
+  table: string,
+  date: string,
+  deps: CompactionDeps,
+): Promise<TableSummary> {
+  const logger = deps.logger.createChild({ persistentKeys: { cluster, table, date } });
+  const format = deps.config.format;
+  const summary: TableSummary = { table, windows: 0, rows: 0, objectsWritten: 0, objectsSkipped: 0 };
+  const refuse = (reason: string) => {
+    summary.skipped = `refused: ${reason}`;
+    logger.warn('Compaction refused', { reason });
+    return summary;
+  };
+  try {
+    const dayEnd = toMicros(`${date}T00:00:00Z`) + hours(24);
+    const { watermark } = await deps.store.read(cluster, table);
+    summary.watermark = watermark;
+    if (watermark === undefined || toMicros(watermark) < dayEnd) {
+      return refuse(
+        `the watermark (${watermark ?? 'none'}) has not passed the end of ${date}: its windows are not all committed`,
+      );
+    }
+    const key = dailyKey(cluster, table, date, format);
+    summary.key = deps.sink.describe(key);
+    if (await deps.sink.exists(key)) {
+      summary.objectsSkipped = 1;
+      logger.info('Day already compacted', { key: summary.key });
+      return summary;
+    }
+    const windowPrefix = `${table}.${cluster}.`;
+    const listed = (await deps.sink.list(`${table}/cluster=${cluster}/dt=${date}/`)).filter((k) =>
+      k.slice(k.lastIndexOf('/') + 1).startsWith(windowPrefix),
+    );
+    const others = listed.filter((k) => EXTENSIONS.some((ext) => ext !== format && k.endsWith(`.${ext}`)));
+    if (others.length > 0) {
+      // Rows of the other format would be left out of the day: refuse rather than compact part of it.
+      return refuse(
+        `${others.length} window object(s) of ${date} are not ${format} (the format changed that day)`,
+      );
+    }
+    const windows = listed.filter((k) => k.endsWith(`.${format}`));
+    if (windows.length === 0) {
+      summary.skipped = `no window objects on ${date}`;
+      logger.info('Nothing to compact');
+      return summary;
+    }
+    const counter = { rows: 0, bytes: 0 };
+    const outcome = await writeDaily(deps, key, format, windows, counter);
+    summary.windows = windows.length;
+    if (outcome === 'written') {
+      summary.objectsWritten = 1;
+      summary.rows = counter.rows;
+      summary.bytes = counter.bytes;
+    } else {
+      summary.objectsSkipped = 1;
+    }
+    logger.info('Day compacted', { outcome, objects: windows.length, rows: summary.rows, key: summary.key });
+  } catch (error) {
+    summary.error = (error as Error).message;
+    logger.error('Compaction failed', { error: error as Error });
+  }
+  return summary;
+}
+
+async function writeDaily(
+  deps: CompactionDeps,
+  key: string,
+  format: OutputFormat,
+  windows: readonly string[],
+  counter: { rows: number; bytes: number },
+): Promise<'written' | 'exists'> {
+  if (format !== 'jsonl.gz') throw new Error(`Compaction of ${format} objects is not available`);
+  const gzip = createParallelGzip();
+  const body = deps.throughDaily ? deps.throughDaily(gzip) : gzip;
+  const abort = new AbortController();
+  const encoded = pipeline(
+    Readable.from(jsonLinesOf(deps.sink, windows, counter), { highWaterMark: 1 }),
+    gzip,
+  ).catch((error) => {
+    // A window could not be read to its end: the daily object must not become visible.
+    abort.abort(error);
+    throw error;
+  });
+  const written = deps.sink.write(key, body, { replace: false, signal: abort.signal });
+  try {
+    const [, outcome] = await Promise.all([encoded, written]);
+    counter.bytes = gzip.bytesOut;
+    return outcome;
+  } catch (error) {
+    abort.abort(error);
+    gzip.destroy();
+    await Promise.allSettled([encoded, written]);
+    throw error;
+  }
+}
+
+/** The JSON lines of the window objects, in key (time) order, decompressed; counts the rows. */
+async function* jsonLinesOf(
+  sink: Sink,
+  keys: readonly string[],
+  counter: { rows: number },
+): AsyncGenerator<Buffer> {
+  for (const key of keys) {
+    const gunzip = createGunzip();
+    // A read that fails fails the gunzip too, and so this loop.
+    const piping = pipeline(await sink.read(key), gunzip);
+    piping.catch(() => {});
+    let last = 0x0a;
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) counter.rows += 1;
+      if (chunk.length > 0) last = chunk[chunk.length - 1] as number;
+      yield chunk;
+    }
+    // Every line of an object ends in a newline: a window cut short is an error, not a row glued to the next.
+    await piping;
+    if (last !== 0x0a) throw new Error(`${sink.describe(key)} does not end with a complete line`);
+  }
+}
