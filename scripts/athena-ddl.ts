@@ -1,6 +1,6 @@
 /**
  * `npm run athena-ddl -- --destination s3://bucket/prefix [--database log_export]
- * [--since 2024-01-01] [--clusters c1,c2]`: prints the CREATE EXTERNAL TABLE
+ * [--since 2024-01-01] [--clusters c1,c2] [--daily]`: prints the CREATE EXTERNAL TABLE
  * statements of every catalog table, ready for the Athena console or
  * `aws athena start-query-execution` (one statement each).
  */
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     database: { type: 'string', default: 'log_export' },
     since: { type: 'string', default: '2024-01-01' },
     clusters: { type: 'string' },
+    daily: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -20,10 +21,11 @@ const { values } = parseArgs({
 
 if (values.help || !values.destination) {
   process.stderr.write(
-    'usage: npm run athena-ddl -- --destination s3://bucket/prefix [--database log_export] [--since yyyy-MM-dd] [--clusters c1,c2]\n' +
+    'usage: npm run athena-ddl -- --destination s3://bucket/prefix [--database log_export] [--since yyyy-MM-dd] [--clusters c1,c2] [--daily]\n' +
       "  --destination  the exporter's global/destination (or EXPORT_DESTINATION)\n" +
       '  --clusters     project `cluster` as an enum of these names (queries may then span all clusters);\n' +
-      '                 without it `cluster` is injected and every query names its cluster(s)\n',
+      '                 without it `cluster` is injected and every query names its cluster(s)\n' +
+      "  --daily        the tables over the daily compaction's objects (<table>_daily)\n",
   );
   process.exit(values.help ? 0 : 2);
 }
@@ -37,6 +39,7 @@ try {
       ?.split(',')
       .map((c) => c.trim())
       .filter(Boolean),
+    daily: values.daily,
   });
   process.stdout.write(`${statements.join('\n\n')}\n`);
 } catch (error) {

@@ -80,6 +80,8 @@ export interface AthenaDdlOptions {
    * each query must name its cluster(s) with `=` or `IN`.
    */
   clusters?: readonly string[];
+  /** The tables over the daily compaction's objects (`<table>_daily`) rather than the window objects. */
+  daily?: boolean;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -143,13 +145,16 @@ export function createTableStatement(
   ].join('\n');
 }
 
-/** The DDL of every catalog table, in catalog order, with the database's own CREATE first. */
+/**
+ * The DDL of every catalog table, in catalog order, with the database's own
+ * CREATE first; with `daily`, of the daily compaction's tables (`<table>_daily`).
+ */
 export function athenaDdl(options: AthenaDdlOptions): string[] {
   validate(options);
   const tables = CATALOG.map((t) => {
     const columns = CATALOG_COLUMNS[t.name];
     if (!columns) throw new Error(`No column list for catalog table ${t.name}`);
-    return createTableStatement(t.name, columns, options);
+    return createTableStatement(options.daily ? `${t.name}_daily` : t.name, columns, options);
   });
   return [`CREATE DATABASE IF NOT EXISTS \`${options.database}\`;`, ...tables];
 }
