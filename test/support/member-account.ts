@@ -29,13 +29,13 @@ export async function memberSecretsManager(account: string, region?: string): Pr
   });
 }
 
-/** Creates a secret in `account` (and `region`); returns its name and ARN. */
+/** Creates a secret in `account` (and `region`, under `name`); returns its name and ARN. */
 export async function createMemberSecret(
   account: string,
   value: Record<string, unknown>,
   region?: string,
+  name = uniqueName('db/member'),
 ): Promise<{ name: string; arn: string }> {
-  const name = uniqueName('db/member');
   const client = await memberSecretsManager(account, region);
   const { ARN } = await client.send(
     new CreateSecretCommand({ Name: name, SecretString: JSON.stringify(value) }),
@@ -137,5 +137,23 @@ export async function startDenyingSts(
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * A clock of the test's own, real time plus what the test adds, standing for the
+ * whole world's: `sts` turns moto's expiry times (real time) into this clock's.
+ */
+export function testClock() {
+  let offset = 0;
+  return {
+    now: () => Date.now() + offset,
+    advance: (ms: number) => (offset += ms),
+    sts:
+      (real: AssumeRole): AssumeRole =>
+      async (request) => {
+        const credentials = await real(request);
+        return { ...credentials, expiresAt: credentials.expiresAt + offset };
+      },
   };
 }

@@ -19,6 +19,7 @@ import {
   recordSignatures,
   type SignedRequest,
   startDenyingSts,
+  testClock,
 } from '../../support/member-account';
 
 /**
@@ -29,24 +30,6 @@ import {
  */
 
 const READER = memberRole('log-export-reader');
-
-/**
- * A clock of the test's own, real time plus what the test adds, standing for the
- * whole world's: `sts` turns moto's expiry times (real time) into this clock's.
- */
-function testClock() {
-  let offset = 0;
-  return {
-    now: () => Date.now() + offset,
-    advance: (ms: number) => (offset += ms),
-    sts:
-      (real: AssumeRole): AssumeRole =>
-      async (request) => {
-        const credentials = await real(request);
-        return { ...credentials, expiresAt: credentials.expiresAt + offset };
-      },
-  };
-}
 
 function setUp(options: { assumeRole?: AssumeRole; now?: () => number } = {}) {
   const sts = countingAssumeRole(options.assumeRole ?? stsAssumeRole(async () => new STSClient({})));
@@ -212,6 +195,12 @@ describe('SecretsManagerClients with a member role (moto)', () => {
     } finally {
       await front.stop();
     }
+  });
+
+  it("by default, assumes through the container's STS client, loaded on first use", async () => {
+    const credentials = await new RoleCredentials().get({ roleArn: READER, cluster: 'orders' });
+    expect(credentials.accessKeyId).toMatch(/^ASIA/);
+    expect(credentials.expiresAt - Date.now()).toBeGreaterThan(55 * 60_000);
   });
 
   it('shares one AssumeRole among concurrent requests', async () => {
