@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the deployment artifacts offline (no AWS credentials needed) and lints the
-# generated CloudFormation template: what CI runs for the deployment. Extra
+# generated CloudFormation template and the member account template (deploy/): what CI
+# runs for the deployment. Extra
 # arguments go to `serverless package`, e.g. --stage prod --param="keyAdminArns=...".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ export SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
 started=$SECONDS
 npx serverless package "$@"
 echo "packaged in $((SECONDS - started)) s"
-"$CFN_LINT" .serverless/cloudformation-template-update-stack.json
+"$CFN_LINT" .serverless/cloudformation-template-update-stack.json deploy/*.yml
 echo "cfn-lint: no findings"
 for zip in .serverless/*.zip; do
   echo "$(basename "$zip"): $(( $(stat -c %s "$zip") / 1024 )) KiB zipped"

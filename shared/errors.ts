@@ -44,3 +44,6 @@ export class EventError extends AppError {}
 
 /** An export could not proceed (another run holds the lease, the watermark moved, ...). */
 export class ExportError extends AppError {}
+
+/** A role in another account could not be assumed (STS refused, or did not answer). */
+export class AssumeRoleError extends AppError {}

@@ -2,8 +2,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SecretsManagerClient, type SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import type { STSClient } from '@aws-sdk/client-sts';
 
 /**
  * One factory per AWS client, each built once per container (the first call
@@ -23,14 +24,19 @@ function once<T>(make: () => T): () => T {
 
 export const ssmClient = /* @__PURE__ */ once(() => new SSMClient(common));
 
+/**
+ * Settings of every Secrets Manager client. `SECRETS_MANAGER_ENDPOINT` (the official rotation
+ * functions honour it, for VPC endpoints) applies in the function's own region only, so not to a
+ * client given another `region`; otherwise the SDK's own resolution applies, including
+ * AWS_ENDPOINT_URL(_SECRETS_MANAGER).
+ */
+export function secretsManagerConfig(extra: SecretsManagerClientConfig = {}): SecretsManagerClientConfig {
+  const endpoint = process.env.SECRETS_MANAGER_ENDPOINT;
+  return { ...common, ...(endpoint && !extra.region ? { endpoint } : {}), ...extra };
+}
+
 export const secretsManagerClient = /* @__PURE__ */ once(
-  () =>
-    new SecretsManagerClient({
-      ...common,
-      // The official rotation functions honour this variable (VPC endpoints); otherwise
-      // the SDK's own resolution applies, including AWS_ENDPOINT_URL(_SECRETS_MANAGER).
-      ...(process.env.SECRETS_MANAGER_ENDPOINT ? { endpoint: process.env.SECRETS_MANAGER_ENDPOINT } : {}),
-    }),
+  () => new SecretsManagerClient(secretsManagerConfig()),
 );
 
 export const dynamoDbClient = /* @__PURE__ */ once(() => new DynamoDBClient(common));
@@ -43,3 +49,8 @@ export const s3Client = /* @__PURE__ */ once(
 export const rdsClient = /* @__PURE__ */ once(() => new RDSClient(common));
 
 export const lambdaClient = /* @__PURE__ */ once(() => new LambdaClient(common));
+
+/** Loaded on first use: only clusters in other accounts need STS, other cold starts skip its client. */
+export const stsClient = /* @__PURE__ */ once(
+  async (): Promise<STSClient> => new (await import('@aws-sdk/client-sts')).STSClient(common),
+);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { MemberRole } from '../aws/assume-role';
 import { ConfigLoader, integerString, stringList } from '../config';
 import type { ConnectionTarget } from '../db/connect';
 import { isTlsServerName, TLS_SERVER_NAME_PROBLEM } from '../db/tls';
@@ -23,6 +24,12 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** Cluster names appear in object keys and DynamoDB keys. */
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** An IAM role ARN in any partition: `arn:aws:iam::<account>:role/<path/><name>`. */
+const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
+
+/** What STS accepts as ExternalId. */
+const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 
 const customSchema = z.object({
   query: z.string().min(1, 'must be a SELECT'),
@@ -49,6 +56,15 @@ const clusterSchema = z
     // PostgreSQL csv log options (issue 5): validated here so that a typo fails loudly.
     'csvlog-table': z.string().min(1).optional(),
     'log-source': z.enum(['file_fdw', 'log_fdw'], { message: 'must be file_fdw or log_fdw' }).optional(),
+    // A cluster in another account: its secret is read as this role there.
+    'role-arn': z
+      .string()
+      .regex(ROLE_ARN, 'must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)')
+      .optional(),
+    'external-id': z
+      .string()
+      .regex(EXTERNAL_ID, 'must be 2 to 1224 characters of letters, digits and +=,.@:/-_')
+      .optional(),
   })
   .superRefine((cluster, ctx) => {
     if (cluster['secret-id'] && cluster['tls-server-name']) {
@@ -57,6 +73,16 @@ const clusterSchema = z
         path: ['tls-server-name'],
         message: "goes with host/user/password; with secret-id, set the secret's tlsServerName",
       });
+    }
+    if (cluster['role-arn'] && !cluster['secret-id']) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['role-arn'],
+        message: "goes with secret-id (the role reads the cluster's secret in its account)",
+      });
+    }
+    if (cluster['external-id'] && !cluster['role-arn']) {
+      ctx.addIssue({ code: 'custom', path: ['external-id'], message: 'goes with role-arn' });
     }
     if (!cluster['secret-id']) {
       for (const key of ['host', 'user', 'password'] as const) {
@@ -123,8 +149,13 @@ export const exportConfigSchema = z.preprocess((tree) => ({ global: {}, ...(tree
 
 export type RawExportConfig = z.infer<typeof configObject>;
 
-/** How to log in: through the rotated secret, or with parameters. */
-export type Credentials = { secretId: string } | { target: Omit<ConnectionTarget, 'tls'> & { ssl?: string } };
+/**
+ * How to log in: through the rotated secret (in another account: read as `role` there),
+ * or with parameters.
+ */
+export type Credentials =
+  | { secretId: string; role?: MemberRole }
+  | { target: Omit<ConnectionTarget, 'tls'> & { ssl?: string } };
 
 export interface ClusterConfig {
   name: string;
@@ -168,8 +199,13 @@ export function resolveConfig(raw: RawExportConfig): ExportConfig {
     const custom = Object.entries(c.custom ?? {}).map(([exportName, e]) =>
       customExport(exportName, e.query, e['watermark-column'], e['full-scan'] === 'true'),
     );
+    const role = c['role-arn'] && {
+      roleArn: c['role-arn'],
+      ...(c['external-id'] ? { externalId: c['external-id'] } : {}),
+      cluster: name,
+    };
     const credentials: Credentials = c['secret-id']
-      ? { secretId: c['secret-id'] }
+      ? { secretId: c['secret-id'], ...(role ? { role } : {}) }
       : {
           target: {
             host: c.host ?? '',

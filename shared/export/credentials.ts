@@ -1,4 +1,5 @@
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import type { MemberRole, SecretsManagerClients } from '../aws/assume-role';
 import type { ConnectionTarget } from '../db/connect';
 import { TLS_SERVER_NAME_PROBLEM, tlsModeFrom, tlsServerNameFrom } from '../db/tls';
 import { AuthenticationError, SecretFormatError } from '../errors';
@@ -13,17 +14,24 @@ interface CachedTarget {
   expiresAt: number;
 }
 
+/** A cluster's secret, and the role that reads it when it lives in another account. */
+interface SecretRef {
+  secretId: string;
+  role?: MemberRole;
+}
+
 /**
  * Database credentials for the exporter: from the cluster's parameters, or from
  * the Secrets Manager secret that the rotation function rotates. Secret values are
  * cached per container; a refused login with the cached AWSCURRENT (a rotation in
- * progress) re-reads AWSCURRENT, then tries AWSPENDING, before giving up.
+ * progress) re-reads AWSCURRENT, then tries AWSPENDING, before giving up. A secret in
+ * another account is read with the client `secretsManager` gives for the cluster's role.
  */
 export class CredentialSource {
   readonly #cache = new Map<string, CachedTarget>();
 
   constructor(
-    private readonly secretsManager: SecretsManagerClient,
+    private readonly secretsManager: SecretsManagerClients,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -39,74 +47,83 @@ export class CredentialSource {
       registerSecret(rest.password);
       return connect({ ...rest, tls: tlsModeFrom(ssl) });
     }
-    const { secretId } = credentials;
-    const cached = this.#cache.get(secretId);
+    const secret: SecretRef = credentials;
+    const { secretId } = secret;
+    const cached = this.#cache.get(cacheKey(secret));
     const first =
       cached && cached.expiresAt > this.now()
         ? cached.target
-        : await this.#read(secretId, 'AWSCURRENT', family);
+        : await this.#read(secret, 'AWSCURRENT', family);
     const tried = [first.password];
     try {
-      return await this.#connectAndRemember(secretId, first, connect);
+      return await this.#connectAndRemember(secret, first, connect);
     } catch (error) {
       if (!(error instanceof AuthenticationError)) throw error;
       let lastError: AuthenticationError = error;
       for (const stage of ['AWSCURRENT', 'AWSPENDING'] as const) {
-        const target = await this.#read(secretId, stage, family, true);
+        const target = await this.#read(secret, stage, family, true);
         if (!target || tried.includes(target.password)) continue;
         tried.push(target.password);
         logger.warn('Login refused; retrying with another version of the secret', { secretId, stage });
         try {
-          return await this.#connectAndRemember(secretId, target, connect);
+          return await this.#connectAndRemember(secret, target, connect);
         } catch (retryError) {
           if (!(retryError instanceof AuthenticationError)) throw retryError;
           lastError = retryError;
         }
       }
-      this.#cache.delete(secretId);
+      this.#cache.delete(cacheKey(secret));
       throw lastError;
     }
   }
 
   async #connectAndRemember<T>(
-    secretId: string,
+    secret: SecretRef,
     target: ConnectionTarget,
     connect: (target: ConnectionTarget) => Promise<T>,
   ): Promise<T> {
     const session = await connect(target);
-    this.#cache.set(secretId, { target, expiresAt: this.now() + CACHE_MS });
+    this.#cache.set(cacheKey(secret), { target, expiresAt: this.now() + CACHE_MS });
     return session;
   }
 
   async #read(
-    secretId: string,
+    secret: SecretRef,
     stage: 'AWSCURRENT' | 'AWSPENDING',
     family: keyof typeof DEFAULT_PORT,
   ): Promise<ConnectionTarget>;
   async #read(
-    secretId: string,
+    secret: SecretRef,
     stage: 'AWSCURRENT' | 'AWSPENDING',
     family: keyof typeof DEFAULT_PORT,
     optional: true,
   ): Promise<ConnectionTarget | undefined>;
   async #read(
-    secretId: string,
+    { secretId, role }: SecretRef,
     stage: 'AWSCURRENT' | 'AWSPENDING',
     family: keyof typeof DEFAULT_PORT,
     optional = false,
   ): Promise<ConnectionTarget | undefined> {
+    // Outside the try: a role that cannot be assumed is its own error (AssumeRoleError), not a secret's.
+    const client = await this.secretsManager.forSecret(secretId, role);
     let text: string | undefined;
     try {
-      const response = await this.secretsManager.send(
+      const response = await client.send(
         new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }),
       );
       text = response.SecretString;
     } catch (error) {
       if (optional && (error as Error).name === 'ResourceNotFoundException') return undefined;
-      throw new SecretFormatError(`Could not read ${stage} of secret ${secretId}`, { cause: error });
+      const as = role ? ` as role ${role.roleArn}` : '';
+      throw new SecretFormatError(`Could not read ${stage} of secret ${secretId}${as}`, { cause: error });
     }
     return parseSecret(secretId, stage, text, family);
   }
+}
+
+/** The same secret name may exist in several accounts: the role is part of the key. */
+function cacheKey({ secretId, role }: SecretRef): string {
+  return role ? `${role.roleArn}\n${role.externalId ?? ''}\n${secretId}` : secretId;
 }
 
 function parseSecret(

@@ -1,6 +1,7 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClients } from '../aws/assume-role';
 import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
 import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../log';
@@ -67,7 +68,8 @@ export function defaultExportRuntime(): ExportRuntime {
     watermarkTable: process.env.WATERMARK_TABLE,
     dynamo: dynamoDbClient,
     s3: s3Client,
-    credentials: new CredentialSource(secretsManagerClient()),
+    // Clusters in other accounts read their secret as a role there (clusters/<name>/role-arn).
+    credentials: new CredentialSource(new SecretsManagerClients({ own: secretsManagerClient })),
     invoker: lambdaInvoker(lambdaClient),
     openers: SESSION_OPENERS,
     logger: createLogger('log-export'),

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { parse, type Tags } from 'yaml';
 
 /** A CloudFormation template, loosely typed: tests read it as data. */
 export interface Template {
-  Parameters?: Record<string, { Type: string; Default?: string }>;
+  Parameters?: Record<string, { Type: string; Default?: string; AllowedPattern?: string }>;
   Conditions?: Record<string, unknown>;
   Resources: Record<string, Resource>;
 }
@@ -49,6 +50,37 @@ export async function packageService(root: string, outDir: string, args: string[
     maxBuffer: 16 * 1024 * 1024,
   });
   return (performance.now() - started) / 1000;
+}
+
+const INTRINSICS = [
+  'Ref',
+  'Condition',
+  'Sub',
+  'GetAtt',
+  'If',
+  'Not',
+  'Equals',
+  'And',
+  'Or',
+  'Join',
+  'Select',
+  'Split',
+];
+
+/** CloudFormation's short forms (`!Ref`, `!Sub`, `!If`, ...) as the long forms they stand for. */
+const CLOUDFORMATION_TAGS: Tags = INTRINSICS.flatMap((name) => {
+  const key = name === 'Ref' || name === 'Condition' ? name : `Fn::${name}`;
+  const longForm = (node: { toJSON(): unknown }) => ({ [key]: node.toJSON() });
+  return [
+    { tag: `!${name}`, resolve: (v: string) => ({ [key]: name === 'GetAtt' ? v.split('.') : v }) },
+    { tag: `!${name}`, collection: 'seq' as const, resolve: longForm },
+    { tag: `!${name}`, collection: 'map' as const, resolve: longForm },
+  ];
+});
+
+/** Reads a CloudFormation template written in YAML. */
+export function readYamlTemplate(path: string): Template {
+  return parse(readFileSync(path, 'utf8'), { customTags: CLOUDFORMATION_TAGS }) as Template;
 }
 
 /**
@@ -197,10 +229,92 @@ function iamMatch(pattern: string, value: string): boolean {
   return new RegExp(`^${regex}$`).test(value);
 }
 
+/** What a request carries besides its action and resource: the caller and the condition keys. */
+export interface RequestContext {
+  /** The calling principal's ARN, matched against a resource policy's `Principal.AWS`. */
+  principal?: string;
+  /** Condition keys and their values (`sts:ExternalId`, `kms:ViaService`, ...); absent keys are absent. */
+  keys?: Record<string, string>;
+}
+
+/**
+ * Whether `statements` (one policy) allow `action` on `resource` (undefined for a trust
+ * policy, which names none), as IAM decides it for one policy: some Allow statement
+ * matches and no Deny statement does. Conditions are evaluated against `context.keys`
+ * (the String, Arn, Bool and Null operators, with IfExists); any other operator throws,
+ * so that a test never passes on a condition it did not understand.
+ */
+export function statementsAllow(
+  statements: readonly Statement[],
+  action: string,
+  resource: string | undefined,
+  context: RequestContext = {},
+  parameters: Record<string, string> = {},
+): boolean {
+  const matches = (statement: Statement) =>
+    asArray(statement.Action).some((a) => iamMatch(a, action)) &&
+    (resource === undefined
+      ? statement.Resource === undefined
+      : asArray(statement.Resource).some((r) => {
+          const pattern = resourcePattern(r, parameters);
+          return pattern !== undefined && iamMatch(pattern, resource);
+        })) &&
+    principalMatches(statement.Principal, context.principal, parameters) &&
+    conditionHolds(statement.Condition, context.keys ?? {}, parameters);
+  if (statements.some((s) => s.Effect === 'Deny' && matches(s))) return false;
+  return statements.some((s) => s.Effect === 'Allow' && matches(s));
+}
+
+/** A statement without Principal (an identity policy) matches any caller; otherwise `Principal.AWS` must name it. */
+function principalMatches(
+  principal: unknown,
+  caller: string | undefined,
+  parameters: Record<string, string>,
+): boolean {
+  if (principal === undefined) return true;
+  if (caller === undefined) return false;
+  const aws = (principal as { AWS?: unknown }).AWS;
+  return asArray(aws).some((p) => p === '*' || resourcePattern(p, parameters) === caller);
+}
+
+const STRING_OPERATORS: Record<string, (value: string, pattern: string) => boolean> = {
+  StringEquals: (v, p) => v === p,
+  StringLike: (v, p) => iamMatch(p, v),
+  ArnEquals: (v, p) => v === p,
+  ArnLike: (v, p) => iamMatch(p, v),
+  Bool: (v, p) => v === p,
+};
+
+function conditionHolds(
+  condition: Statement['Condition'],
+  keys: Record<string, string>,
+  parameters: Record<string, string>,
+): boolean {
+  const lowerKeys = new Map(Object.entries(keys).map(([k, v]) => [k.toLowerCase(), v]));
+  return Object.entries(condition ?? {}).every(([operator, tests]) =>
+    Object.entries(tests).every(([key, expected]) => {
+      const value = lowerKeys.get(key.toLowerCase());
+      const patterns = asArray(expected).map((e) => {
+        const text = typeof e === 'boolean' ? String(e) : resourcePattern(e, parameters);
+        if (text === undefined) throw new Error(`cannot evaluate the condition value ${JSON.stringify(e)}`);
+        return text;
+      });
+      if (operator === 'Null') return patterns.includes(String(value === undefined));
+      const ifExists = operator.endsWith('IfExists');
+      const base = operator.replace(/IfExists$/, '');
+      const negated = /^(String|Arn)Not/.test(base);
+      const compare = STRING_OPERATORS[base.replace(/^(String|Arn)Not/, '$1')];
+      if (!compare) throw new Error(`condition operator ${operator} is not evaluated here`);
+      if (value === undefined) return ifExists || negated;
+      const any = patterns.some((p) => compare(value, p));
+      return negated ? !any : any;
+    }),
+  );
+}
+
 /**
  * Whether the identity policy `policy` lets its role call `action` on `arn`, as IAM
- * decides it for one policy: some Allow statement matches and no Deny statement does.
- * Statements with conditions are not evaluated and count as not matching.
+ * decides it for one policy (see statementsAllow), with the request's condition keys.
  */
 export function policyAllows(
   template: Template,
@@ -208,17 +322,10 @@ export function policyAllows(
   action: string,
   arn: string,
   parameters: Record<string, string> = {},
+  keys: Record<string, string> = {},
 ): boolean {
-  const matches = (statement: Statement) =>
-    !statement.Condition &&
-    asArray(statement.Action).some((a) => iamMatch(a, action)) &&
-    asArray(statement.Resource).some((r) => {
-      const pattern = resourcePattern(r, parameters);
-      return pattern !== undefined && iamMatch(pattern, arn);
-    });
   const statements = identityStatements(template)
     .filter((s) => s.policy === policy)
     .map((s) => s.statement);
-  if (statements.some((s) => s.Effect === 'Deny' && matches(s))) return false;
-  return statements.some((s) => s.Effect === 'Allow' && matches(s));
+  return statementsAllow(statements, action, arn, { keys }, parameters);
 }

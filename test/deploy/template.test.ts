@@ -372,6 +372,83 @@ describe('the packaged CloudFormation template', () => {
     });
   });
 
+  describe('roles in member accounts', () => {
+    const READER = 'arn:aws:iam::111111111111:role/log-export-reader';
+    const PATTERN = 'arn:aws:iam::*:role/log-export-reader';
+    const assumes = (t: Template, policy: string, role: string, keys: Record<string, string> = {}) =>
+      policyAllows(t, policy, 'sts:AssumeRole', role, {}, keys);
+
+    it('by default, no function may assume any role', () => {
+      expect(raw.Parameters?.CrossAccountRolePattern?.Default).toBe('');
+      for (const policy of ['ExportFunctionPolicy', 'RotateFunctionPolicy', 'HealthFunctionPolicy']) {
+        expect(assumes(template, policy, READER), policy).toBe(false);
+      }
+      const actions = identityStatements(template).flatMap(({ statement }) => asArray(statement.Action));
+      expect(actions.filter((a) => a.startsWith('sts:'))).toEqual([]);
+    });
+
+    it('with crossAccountRolePattern, the exporter assumes matching roles only', () => {
+      const withRoles = materialize(raw, { CrossAccountRolePattern: PATTERN });
+      expect(assumes(withRoles, 'ExportFunctionPolicy', READER)).toBe(true);
+      expect(
+        assumes(withRoles, 'ExportFunctionPolicy', 'arn:aws:iam::222222222222:role/log-export-reader'),
+      ).toBe(true);
+      expect(assumes(withRoles, 'ExportFunctionPolicy', 'arn:aws:iam::111111111111:role/Admin')).toBe(false);
+      expect(
+        assumes(withRoles, 'ExportFunctionPolicy', 'arn:aws:iam::111111111111:role/log-export-reader2'),
+      ).toBe(false);
+      expect(assumes(withRoles, 'RotateFunctionPolicy', READER)).toBe(false);
+      const statement = bySid(
+        identityStatements(withRoles)
+          .filter(({ policy }) => policy === 'ExportFunctionPolicy')
+          .map(({ statement }) => statement),
+        'AssumeMemberAccountRoles',
+      );
+      expect(statement).toEqual({
+        Sid: 'AssumeMemberAccountRoles',
+        Effect: 'Allow',
+        Action: 'sts:AssumeRole',
+        Resource: PATTERN,
+      });
+    });
+
+    it('with crossAccountExternalIdPattern, only with a matching external id', () => {
+      const withIds = materialize(raw, {
+        CrossAccountRolePattern: PATTERN,
+        CrossAccountExternalIdPattern: 'fleet-*',
+      });
+      expect(assumes(withIds, 'ExportFunctionPolicy', READER, { 'sts:ExternalId': 'fleet-7' })).toBe(true);
+      expect(assumes(withIds, 'ExportFunctionPolicy', READER, { 'sts:ExternalId': 'other-7' })).toBe(false);
+      expect(assumes(withIds, 'ExportFunctionPolicy', READER)).toBe(false);
+      expect(
+        assumes(withIds, 'ExportFunctionPolicy', 'arn:aws:iam::111111111111:role/Admin', {
+          'sts:ExternalId': 'fleet-7',
+        }),
+      ).toBe(false);
+    });
+
+    it('refuses a pattern that is not one of role ARNs', () => {
+      const allowed = (name: string) => {
+        const pattern = raw.Parameters?.[name]?.AllowedPattern;
+        if (!pattern) throw new Error(`parameter ${name} has no AllowedPattern`);
+        return new RegExp(pattern);
+      };
+      for (const ok of ['', PATTERN, READER, 'arn:aws-us-gov:iam::111111111111:role/path/reader-*']) {
+        expect(allowed('CrossAccountRolePattern').test(ok), ok).toBe(true);
+      }
+      for (const bad of [
+        '*',
+        'arn:aws:iam::*:*',
+        'arn:aws:iam::111111111111:user/x',
+        'arn:aws:s3:::bucket',
+      ]) {
+        expect(allowed('CrossAccountRolePattern').test(bad), bad).toBe(false);
+      }
+      expect(allowed('CrossAccountExternalIdPattern').test('fleet-*')).toBe(true);
+      expect(allowed('CrossAccountExternalIdPattern').test('a b')).toBe(false);
+    });
+  });
+
   it('reserves concurrency for the rotation function (5 by default, none with 0)', () => {
     expect(props(template, 'RotateLambdaFunction').ReservedConcurrentExecutions).toBe('5');
     const unreserved = materialize(raw, { RotationReservedConcurrency: '0' });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretsManagerClients } from '../../../shared/aws/assume-role';
 import { type ConnectionTarget, connectMysql, connectPostgres } from '../../../shared/db/connect';
 import { resetTrustedCertificates } from '../../../shared/db/tls';
 import { AuthenticationError, DatabaseError, SecretFormatError } from '../../../shared/errors';
@@ -192,7 +193,7 @@ describe('tlsServerName: the certificate names only db.internal.example', () => 
     };
     const named = await createSecret({ ...secret, tlsServerName: 'db.internal.example' });
     const malformed = await createSecret({ ...secret, tlsServerName: '127.0.0.1' });
-    const source = new CredentialSource(secretsManager());
+    const source = new CredentialSource(new SecretsManagerClients({ own: secretsManager }));
     const logger = createLogger('test');
 
     const cipher = await source.open({ secretId: named }, family, (t) => cipherOf(engine, t), logger);
@@ -227,7 +228,7 @@ describe('tlsServerName: the certificate names only db.internal.example', () => 
             clusters: { c: { ...cluster, ...extra } },
           }),
         ).clusters.get('c')?.credentials as Parameters<CredentialSource['open']>[0];
-      const source = new CredentialSource(secretsManager());
+      const source = new CredentialSource(new SecretsManagerClients({ own: secretsManager }));
       const open = (extra: Record<string, string>) =>
         source.open(credentialsWith(extra), family, (t) => cipherOf(engine, t), createLogger('test'));
 

@@ -7,6 +7,7 @@ import { DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aw
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SecretsManagerClients } from '../../../shared/aws/assume-role';
 import { ConfigLoader } from '../../../shared/config';
 import { exportConfigSchema } from '../../../shared/export/config';
 import { CredentialSource } from '../../../shared/export/credentials';
@@ -62,6 +63,13 @@ export interface TestRuntimeOptions {
   /** Session openers in place of the real ones (to watch the queries a run sends, say). */
   openers?: ExportRuntime['openers'];
   metrics?: ExportRuntime['metrics'];
+  /** Where database credentials come from (default: secrets in the function's account, through moto). */
+  credentials?: CredentialSource;
+}
+
+/** Credentials from secrets in the function's own account (moto); a cluster with a role would assume it in moto. */
+export function ownAccountCredentials(): CredentialSource {
+  return new CredentialSource(new SecretsManagerClients({ own: () => new SecretsManagerClient({}) }));
 }
 
 /** The real runtime (SSM, DynamoDB, S3, Secrets Manager on moto; real databases) with a fresh config read per run. */
@@ -71,7 +79,7 @@ export function testRuntime(options: TestRuntimeOptions): ExportRuntime {
     watermarkTable: options.watermarkTable,
     dynamo: () => dynamo,
     s3: () => s3,
-    credentials: new CredentialSource(new SecretsManagerClient({})),
+    credentials: options.credentials ?? ownAccountCredentials(),
     invoker:
       options.invoker ??
       (async () => {
