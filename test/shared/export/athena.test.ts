@@ -87,6 +87,19 @@ describe('Athena DDL', () => {
     expect(ddl.trimEnd().endsWith(');')).toBe(true);
   });
 
+  it("writes the daily compaction's tables over <table>_daily/ with the same columns and projection", () => {
+    const statements = athenaDdl({ ...OPTIONS, daily: true });
+    const windows = parseDdl(athenaDdl(OPTIONS));
+    const daily = parseDdl(statements);
+
+    expect([...daily.keys()]).toEqual(CATALOG.map((t) => `${t.name}_daily`));
+    for (const t of CATALOG) expect(daily.get(`${t.name}_daily`)).toEqual(windows.get(t.name));
+    const ddl = statements.find((s) => s.includes('`log_export`.`general_log_daily`')) as string;
+    expect(ddl).toContain("LOCATION 's3://analytics-bucket/db-logs/general_log_daily/'");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's own placeholders, not JavaScript's
+    expect(ddl).toContain("'s3://analytics-bucket/db-logs/general_log_daily/cluster=${cluster}/dt=${dt}/'");
+  });
+
   it('projects cluster as an enum when cluster names are given, so queries may span all clusters', () => {
     const ddl = createTableStatement('stl_query', [{ name: 'query', type: 'integer' }], {
       ...OPTIONS,
