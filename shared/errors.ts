@@ -47,3 +47,15 @@ export class ExportError extends AppError {}
 
 /** A role in another account could not be assumed (STS refused, or did not answer). */
 export class AssumeRoleError extends AppError {}
+
+/** A row's value does not fit its column's declared type; names the column, the row and why (never row text). */
+export class EncodeError extends ExportError {
+  constructor(
+    message: string,
+    readonly column: string,
+    readonly row: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
