@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { EncodeError } from '../../errors';
+import type { Row, RowCounter } from './jsonl';
 import type { ParquetColumn, ParquetColumnType } from './parquet-types';
 import {
   booleanValue,
@@ -55,7 +56,7 @@ export interface ParquetEncodeOptions {
   /** Buffered value bytes per row group at most (default ROW_GROUP_MAX_BYTES). */
   maxRowGroupBytes?: number;
   /** Counts the rows encoded, as the JSON-lines encoder does. */
-  counter?: { rows: number };
+  counter?: RowCounter;
   /** Page compression (default PARQUET_CODEC). */
   codec?: ParquetCodec;
   /**
@@ -64,8 +65,6 @@ export interface ParquetEncodeOptions {
    */
   unknownKeys?: 'error' | 'ignore';
 }
-
-type Row = Readonly<Record<string, unknown>>;
 
 /**
  * Page compressions: SNAPPY (hyparquet-writer's own, in JavaScript), GZIP
