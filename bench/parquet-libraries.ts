@@ -14,7 +14,8 @@
  *   / slow_log columns), beside two baselines run the same way: reading the rows
  *   alone, and today's format (JSON lines through gzip -6). Each library with
  *   its default encodings, and with DELTA_BINARY_PACKED for integer and
- *   timestamp columns where it offers that ("integers: delta").
+ *   timestamp columns where it offers that ("integers: delta"), under the
+ *   compressions listed in its adapter's profiles.
  * Rows per second are the median of ROUNDS runs of 4N rows, the runs of all
  * libraries alternating so that a busy spell of the machine falls on all.
  */
