@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { EncodeError } from '../../../../shared/errors';
 import { encodeParquet, type ParquetEncodeOptions } from '../../../../shared/export/encode/parquet';
@@ -325,6 +326,25 @@ describe('encodeParquet', () => {
         const expected = rows.filter((r) => r[name as keyof typeof r] === row[name]).length;
         expect(found.rows[0]?.n, `${name} of row ${index}`).toBe(String(expected));
       }
+    }
+  });
+
+  it('writes SNAPPY pages on request, and ZSTD where node:zlib has it (refused by name where it has not)', async () => {
+    const columns = [col('s', 'text')];
+    const rows = [{ s: 'compress me '.repeat(50) }];
+    const codecOf = async (file: string) => [
+      ...new Set((await parquetMetadata(file)).rows.map((r) => r.compression)),
+    ];
+
+    expect(await codecOf((await encodeToFile(columns, rows, { codec: 'SNAPPY' })).file)).toEqual(['SNAPPY']);
+    if ('zstdCompressSync' in zlib) {
+      const { file } = await encodeToFile(columns, rows, { codec: 'ZSTD' });
+      expect(await codecOf(file)).toEqual(['ZSTD']);
+      expect((await readAll(file)).rows).toEqual(rows);
+    } else {
+      await expect(encodeToFile(columns, rows, { codec: 'ZSTD' })).rejects.toThrow(
+        /ZSTD needs node:zlib's zstd/,
+      );
     }
   });
 
