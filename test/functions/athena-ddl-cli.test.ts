@@ -68,6 +68,20 @@ describe('npm run athena-ddl', () => {
     }
   });
 
+  it("with --daily, creates the tables over the daily compaction's objects, one <table>_daily each", async () => {
+    const { code, stdout } = await athenaDdlCli(['--destination', 's3://bucket/prefix', '--daily']);
+
+    expect(code).toBe(0);
+    const [, ...tables] = statements(stdout);
+    expect(tables.map((t) => t.table).sort()).toEqual(DOCUMENTED_TABLES.map((t) => `${t}_daily`).sort());
+    for (const { table, sql } of tables) {
+      expect(sql).toContain(`LOCATION 's3://bucket/prefix/${table}/'`);
+      expect(sql).toContain(
+        `'storage.location.template' = 's3://bucket/prefix/${table}/cluster=\${cluster}/dt=\${dt}/'`,
+      );
+    }
+  });
+
   it('exits 2 with the usage without a destination, and with the reason for a destination that is not S3', async () => {
     const missing = await athenaDdlCli([], { EXPORT_DESTINATION: '' });
     const local = await athenaDdlCli(['--destination', 'file:///tmp/exports']);
