@@ -305,6 +305,12 @@ export const BLOCKS_RUN_BY_TESTS = {
     index: 0,
     test: 'test/docs/operator-commands.test.ts',
   },
+  'cross-account-cluster': {
+    file: 'docs/deploy.md',
+    section: 'Clusters in other accounts',
+    index: 2,
+    test: 'test/docs/operator-commands.test.ts',
+  },
   'watch-rotation': {
     file: 'docs/operations.md',
     section: 'Enable rotation for a secret: preflight, attach, watch',

@@ -5,12 +5,18 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWatermarkTable, WatermarkStore } from '../../shared/export';
 import { createMysqlUser, createSecret, randomPassword, stack } from '../stack/fixtures';
 import { type MotoHandle, startMoto } from '../stack/moto';
 import { assertPrerequisites, projectRoot } from '../stack/prerequisites';
 import { runScript } from '../support/cli';
+import { createMemberSecret } from '../support/member-account';
 import { docBlock } from './markdown';
 
 /**
@@ -30,6 +36,8 @@ const CONFIG_PATH = '/log-export';
 let moto: MotoHandle;
 let workDir: string;
 let outputs: { ExportDestination: string; ProjectKeyArn: string };
+/** The cluster's database login (the stack's MariaDB). */
+let login: { engine: string; host: string; port: number; username: string; password: string };
 
 /** Runs a docs' shell block with bash, the AWS CLI pointed at this file's moto. */
 async function shell(script: string, env: NodeJS.ProcessEnv = {}) {
@@ -104,7 +112,8 @@ beforeAll(async () => {
     grants: ['SELECT ON mysql.general_log', 'SELECT ON mysql.slow_log'],
   });
   const { host, port } = stack().mariadb;
-  await createSecret({ engine: 'mariadb', host, port, username, password }, 'db/orders-prod');
+  login = { engine: 'mariadb', host, port, username, password };
+  await createSecret(login, 'db/orders-prod');
 }, 180_000);
 
 afterAll(async () => {
@@ -207,5 +216,32 @@ describe("the docs' operator commands, as written", { timeout: 180_000 }, () => 
     const exported = await exportCatchUp();
     expect(exported.stderr).toBe('');
     expect(exported.code).toBe(0);
+  });
+
+  it('deploy.md: a cluster in another account reads its secret there, through the role the block names', async () => {
+    // The member account keeps the working login; the exporter's own account is left a stale one.
+    const sm = new SecretsManagerClient({});
+    const { SecretString } = await sm.send(
+      new GetSecretValueCommand({ SecretId: 'db/orders-prod', VersionStage: 'AWSCURRENT' }),
+    );
+    await createMemberSecret('444455556666', JSON.parse(SecretString ?? '{}'), undefined, 'db/orders-prod');
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: 'db/orders-prod',
+        SecretString: JSON.stringify({ ...login, password: randomPassword() }),
+      }),
+    );
+
+    const setup = await shell(docBlock('exporter-setup'));
+    const member = await shell(docBlock('cross-account-cluster'), { P: CONFIG_PATH, CLUSTER: 'orders-prod' });
+
+    expect(setup).toMatchObject({ code: 0, stderr: '' });
+    expect(member).toMatchObject({ code: 0, stderr: '' });
+    const { code, stdout, stderr } = await exportCatchUp();
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const summary = JSON.parse(stdout) as { clusters: Array<{ cluster: string; error?: string }> };
+    expect(summary.clusters).toEqual([expect.objectContaining({ cluster: 'orders-prod' })]);
+    expect(summary.clusters[0]?.error).toBeUndefined();
   });
 });
