@@ -6,8 +6,12 @@
  * JSON summary; exits 1 when a table or cluster reported an error.
  */
 import { readFileSync } from 'node:fs';
-import { handler } from '../functions/export';
-import { stopDeflateWorkers } from '../shared/export/encode/gzip';
+
+// Standard output is the summary: the metrics' EMF lines only mean something to CloudWatch on Lambda
+// (POWERTOOLS_METRICS_DISABLED=false prints them too). Set before the handler builds its metrics.
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+const { handler } = await import('../functions/export');
+const { stopDeflateWorkers } = await import('../shared/export/encode/gzip');
 
 const file = process.argv[2];
 const event = JSON.parse(readFileSync(file ?? 0, 'utf8'));

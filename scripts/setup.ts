@@ -1,6 +1,6 @@
 /**
  * `npm run setup`: installs what the tests and the demo need and can be installed
- * without asking: moto and cfn-lint into a project-local Python environment
+ * without asking: moto, cfn-lint and the AWS CLI into a project-local Python environment
  * (.venv, which the test stack and the package check prefer), the Debian
  * packages of the database servers when run as root, else the embedded
  * PostgreSQL fallback. Ends by listing anything still missing (exit 1).
@@ -20,9 +20,15 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
 }
 
 function setupPython(): void {
-  const needs = missingPrerequisites({ moto: true, postgres: false, mariadb: false, cfnLint: true });
+  const needs = missingPrerequisites({
+    moto: true,
+    postgres: false,
+    mariadb: false,
+    cfnLint: true,
+    awsCli: true,
+  });
   if (needs.length === 0) {
-    say(`moto and cfn-lint: present (${pythonCommand()})`);
+    say(`moto, cfn-lint and the AWS CLI: present (${pythonCommand()})`);
     return;
   }
   const venv = join(projectRoot, '.venv');
@@ -36,7 +42,7 @@ function setupPython(): void {
       run(base, ['-m', 'venv', venv]);
     }
   }
-  run(join(venv, 'bin', 'pip'), ['install', '--quiet', 'moto[server]', 'cfn-lint']);
+  run(join(venv, 'bin', 'pip'), ['install', '--quiet', 'moto[server]', 'cfn-lint', 'awscli']);
 }
 
 function setupDatabases(): void {
@@ -72,6 +78,7 @@ const left = missingPrerequisites({
   mariadb: true,
   cfnLint: true,
   pgbouncer: true,
+  awsCli: true,
 });
 if (left.length > 0) {
   say('\nStill missing:');

@@ -148,6 +148,8 @@ export async function startMariadb(
     pid: child.pid as number,
     async stop() {
       if (!exited) {
+        // Referenced while it shuts down: waiting on an unreferenced child keeps no process alive.
+        child.ref();
         // A stopped server would not see SIGTERM.
         child.kill('SIGCONT');
         child.kill('SIGTERM');

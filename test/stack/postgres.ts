@@ -166,6 +166,8 @@ export async function startPostgres(
     async stop() {
       if (!exited) {
         // pg_ctl signals the server itself: runuser, our direct child, does not pass signals on.
+        // Referenced while it shuts down: waiting on an unreferenced child keeps no process alive.
+        child.ref();
         const stopped = new Promise((r) => child.once('exit', r));
         await execFileAsync(
           ...asUser('postgres', join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w']),

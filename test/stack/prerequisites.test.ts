@@ -72,6 +72,14 @@ describe('the local stack names each missing prerequisite with its fix', () => {
     expect(missing.map((m) => m.what)).toEqual([expect.stringContaining('cfn-lint')]);
   });
 
+  it("no AWS CLI on PATH: names it for the tests of the docs' commands", () => {
+    process.env.PATH = empty();
+    const missing = missingPrerequisites({ moto: false, postgres: false, mariadb: false, awsCli: true });
+    expect(missing).toEqual([
+      { what: expect.stringContaining('AWS CLI'), fix: expect.stringContaining('pip install awscli') },
+    ]);
+  });
+
   it('an emulator that exits at start is reported at once, with the end of its log', async () => {
     const dir = empty();
     const fake = join(dir, 'python');

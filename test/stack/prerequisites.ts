@@ -39,6 +39,8 @@ export interface Needs {
   cfnLint?: boolean;
   /** The test suite runs the exporter through a PgBouncer of its own. */
   pgbouncer?: boolean;
+  /** The tests that run the docs' `aws` commands against moto. */
+  awsCli?: boolean;
 }
 
 /** The needs of the local stack: what the TEST_* variables do not point at servers that already run. */
@@ -105,7 +107,19 @@ export function missingPrerequisites(needs: Needs): MissingPrerequisite[] {
       fix: 'npm run setup (installs it into .venv), or: pip install cfn-lint',
     });
   }
+  if (needs.awsCli && spawnSync(awsCliCommand(), ['--version'], { timeout: 20_000 }).status !== 0) {
+    missing.push({
+      what: "the AWS CLI (the tests run the docs' aws commands against moto)",
+      fix: 'npm run setup (installs it into .venv), or: pip install awscli',
+    });
+  }
   return missing;
+}
+
+/** The AWS CLI from the project's environment when `npm run setup` made one, else from PATH. */
+export function awsCliCommand(): string {
+  const local = join(projectRoot, '.venv/bin/aws');
+  return existsSync(local) ? local : 'aws';
 }
 
 /** cfn-lint from the project's environment when `npm run setup` made one, else from PATH. */

@@ -84,6 +84,8 @@ logfile = ${join(dir, 'pgbouncer.log')}
     port,
     async stop() {
       if (!exited) {
+        // Referenced while it shuts down: waiting on an unreferenced child keeps no process alive.
+        child.ref();
         const gone = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await gone;

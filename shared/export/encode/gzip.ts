@@ -160,7 +160,6 @@ class DeflateWorkers {
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
     });
     const slot = { worker, jobs: 0 };
-    worker.unref();
     worker.on('message', (reply: DeflateReply) => {
       worker.unref();
       const waiting = this.pending.get(reply.id);
@@ -179,6 +178,9 @@ class DeflateWorkers {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`A deflate worker stopped (exit code ${code})`)));
+    // After the listeners: attaching the 'message' one references the worker again, and a worker
+    // that never gets a block (prestarted for a small window) would hold a finished process open.
+    worker.unref();
     this.workers.push(slot);
     return slot;
   }

@@ -164,6 +164,25 @@ describe('ParallelGzip', () => {
 
     expect(output.trim()).toBe('done');
   });
+
+  it('lets a process that is done exit when a prestarted worker never got a block', () => {
+    // An export prestarts every worker; a small window sends one block, to one of them.
+    const script = [
+      "const { createParallelGzip, prestartDeflateWorkers } = require('./shared/export/encode/gzip');",
+      "const { Readable, Writable } = require('node:stream');",
+      "const { pipeline } = require('node:stream/promises');",
+      'prestartDeflateWorkers();',
+      "pipeline(Readable.from([Buffer.from('one small window')]), createParallelGzip(), new Writable({ write: (c, e, cb) => cb() })).then(() => console.log('done'));",
+    ].join('\n');
+
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: new URL('../../../..', import.meta.url),
+      timeout: 30_000,
+      encoding: 'utf8',
+    });
+
+    expect(output.trim()).toBe('done');
+  });
 });
 
 describe('crc32Combine', () => {
