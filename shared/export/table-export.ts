@@ -1,11 +1,14 @@
-import { Readable } from 'node:stream';
+import { PassThrough, Readable, type Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ExportError } from '../errors';
 import type { Logger } from '../log';
-import type { ClusterConfig, ExportConfig } from './config';
+import type { ClusterConfig, ExportConfig, OutputFormat } from './config';
 import { createParallelGzip } from './encode/gzip';
-import { encodeJsonLines, peek, type RowCounter } from './encode/jsonl';
+import { encodeJsonLines, peek, type Row, type RowCounter } from './encode/jsonl';
+import { encodeParquet } from './encode/parquet';
+import { type ParquetColumn, parquetTypeOf } from './encode/parquet-types';
+import { redactSql } from './masking';
 import { batchWindows, WindowedRows } from './plan/batches';
 import { planBackfill, planBatchWindows, planWindows, type Window } from './plan/planner';
 import type { Lease, WatermarkStore } from './plan/watermark-store';
@@ -75,11 +78,16 @@ export interface TableExportContext {
 /** A lease never outlives the invocation, nor a Lambda's longest run. */
 const MAX_LEASE_MS = 15 * 60_000;
 
-/** The object key of one window: `<table>/cluster=<c>/dt=<day>/<table>.<c>.<lo>.<hi>.jsonl.gz`. */
-export function objectKey(cluster: string, table: string, window: Window): string {
+/** The object key of one window: `<table>/cluster=<c>/dt=<day>/<table>.<c>.<lo>.<hi>.<jsonl.gz|parquet>`. */
+export function objectKey(
+  cluster: string,
+  table: string,
+  window: Window,
+  format: OutputFormat = 'jsonl.gz',
+): string {
   const lo = toMicros(window.lo);
   const hi = toMicros(window.hi);
-  return `${table}/cluster=${cluster}/dt=${dayOf(lo)}/${table}.${cluster}.${compactTimestamp(lo)}.${compactTimestamp(hi)}.jsonl.gz`;
+  return `${table}/cluster=${cluster}/dt=${dayOf(lo)}/${table}.${cluster}.${compactTimestamp(lo)}.${compactTimestamp(hi)}.${format}`;
 }
 
 /**
@@ -307,13 +315,17 @@ interface WindowPlan {
 
 /** Exports windows oldest first, each into one write-once object, and commits each. */
 class WindowRunner {
+  private readonly encoder: WindowEncoder;
+
   constructor(
     private readonly ctx: TableExportContext,
     private readonly logger: Logger,
     readonly summary: TableSummary,
     private readonly dryRun: boolean,
     private readonly replace: boolean,
-  ) {}
+  ) {
+    this.encoder = ctx.config.format === 'parquet' ? new ParquetEncoder(ctx) : new JsonLinesEncoder(ctx);
+  }
 
   /** Returns false when it stopped before the deadline with windows left. */
   async run(plan: WindowPlan): Promise<boolean> {
@@ -337,15 +349,14 @@ class WindowRunner {
       if (!inTime(index)) return false;
       await plan.prepare?.();
       // A batch of several windows shares one ordered query, its rows split at the window bounds.
-      const shared =
+      const sharedSql =
         batch.length > 1
-          ? new WindowedRows(
-              session.stream(
-                ordered({ lo: micro(batch[0] as Window).lo, hi: micro(batch.at(-1) as Window).hi }),
-              ),
-              table.eventTimeColumn,
-            )
+          ? ordered({ lo: micro(batch[0] as Window).lo, hi: micro(batch.at(-1) as Window).hi })
           : undefined;
+      const shared =
+        sharedSql === undefined
+          ? undefined
+          : new WindowedRows(session.stream(sharedSql), table.eventTimeColumn);
       try {
         for (const window of batch) {
           if (!inTime(index)) return false;
@@ -360,17 +371,18 @@ class WindowRunner {
             continue;
           }
           const { lo, hi } = plan.takes(window);
-          const key = objectKey(ctx.cluster.name, table.name, window);
+          const key = objectKey(ctx.cluster.name, table.name, window, ctx.config.format);
           const result = shared
             ? await writeWindow(
                 ctx,
+                this.encoder,
                 key,
                 this.replace,
-                async (counter) => encodeJsonLines(shared.within(lo, hi), redactColumns(ctx), counter),
+                (counter) => this.encoder.rows(sharedSql as string, shared.within(lo, hi), counter),
                 () => shared.skip(lo, hi),
               )
-            : await writeWindow(ctx, key, this.replace, (counter) =>
-                windowLines(ctx, ordered(micro(window)), counter),
+            : await writeWindow(ctx, this.encoder, key, this.replace, (counter) =>
+                this.encoder.query(ordered(micro(window)), counter),
               );
           summary.rows += result.rows;
           if (result.outcome === 'written') {
@@ -406,25 +418,98 @@ interface WindowResult {
 
 const redactColumns = (ctx: TableExportContext) => (ctx.cluster.redact ? ctx.table.sqlTextColumns : []);
 
-/** A window's JSON lines from a query of its own: the session's fast path where it has one, else encoded rows. */
-async function windowLines(
-  ctx: TableExportContext,
-  sql: string,
-  counter: RowCounter,
-): Promise<AsyncIterable<Uint8Array | string>> {
-  const redact = redactColumns(ctx);
-  // The fast path writes the same bytes without row objects.
-  const fast = await ctx.session.jsonLines?.(sql, counter, redact);
-  return fast ?? encodeJsonLines(ctx.session.stream(sql), redact, counter);
+/**
+ * How a window's rows become an object's bytes (`global/format`): from a query
+ * of the window's own, or from rows already read (a batch's share of one
+ * query, described by that query).
+ */
+interface WindowEncoder {
+  query(sql: string, counter: RowCounter): Promise<AsyncIterable<Uint8Array | string>>;
+  rows(
+    sql: string,
+    rows: AsyncIterable<Row>,
+    counter: RowCounter,
+  ): Promise<AsyncIterable<Uint8Array | string>>;
+  /** The stage between the bytes and the sink: gzip for JSON lines; none for Parquet (compressed inside). */
+  compressor(): (Transform & { bytesOut: number }) | undefined;
+}
+
+/** Gzip JSON lines: the session's fast path where it has one, else rows encoded line by line. */
+class JsonLinesEncoder implements WindowEncoder {
+  constructor(private readonly ctx: TableExportContext) {}
+
+  async query(sql: string, counter: RowCounter): Promise<AsyncIterable<Uint8Array | string>> {
+    const redact = redactColumns(this.ctx);
+    // The fast path writes the same bytes without row objects.
+    const fast = await this.ctx.session.jsonLines?.(sql, counter, redact);
+    return fast ?? encodeJsonLines(this.ctx.session.stream(sql), redact, counter);
+  }
+
+  async rows(_sql: string, rows: AsyncIterable<Row>, counter: RowCounter) {
+    return encodeJsonLines(rows, redactColumns(this.ctx), counter);
+  }
+
+  compressor() {
+    // Blocks are deflated on worker threads while the next rows are read and encoded.
+    return createParallelGzip();
+  }
 }
 
 /**
- * Streams one window's JSON lines (from `open`) through gzip into the sink;
- * nothing is written for an empty window. When the object exists already,
- * `skip` passes over the window's rows instead.
+ * Parquet with typed columns: the types come from the source's description of
+ * the query (once per table and run), never from the rows.
+ */
+class ParquetEncoder implements WindowEncoder {
+  #columns: ParquetColumn[] | undefined;
+
+  constructor(private readonly ctx: TableExportContext) {}
+
+  query(sql: string, counter: RowCounter) {
+    return this.rows(sql, this.ctx.session.stream(sql), counter);
+  }
+
+  async rows(sql: string, rows: AsyncIterable<Row>, counter: RowCounter) {
+    // An empty window writes nothing: the rows are looked at before any byte of the file.
+    const first = await peek(rows);
+    if (!first) return EMPTY;
+    this.#columns ??= (await this.ctx.session.describe(sql)).map((c) => ({
+      name: c.name,
+      type: parquetTypeOf(c.type),
+    }));
+    return encodeParquet(this.#columns, maskRows(first, redactColumns(this.ctx), counter));
+  }
+
+  compressor() {
+    return undefined;
+  }
+}
+
+const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
+
+/** Masks credentials in the SQL text columns (in place) and counts the rows as they pass. */
+async function* maskRows(
+  rows: AsyncIterable<Row>,
+  columns: readonly string[],
+  counter: RowCounter,
+): AsyncGenerator<Row> {
+  for await (const row of rows) {
+    for (const column of columns) {
+      const value = row[column];
+      if (typeof value === 'string') row[column] = redactSql(value);
+    }
+    counter.rows += 1;
+    yield row;
+  }
+}
+
+/**
+ * Streams one window's bytes (from `open`) through the format's compressor, if
+ * any, into the sink; nothing is written for an empty window. When the object
+ * exists already, `skip` passes over the window's rows instead.
  */
 async function writeWindow(
   ctx: TableExportContext,
+  encoder: WindowEncoder,
   key: string,
   replace: boolean,
   open: (counter: RowCounter) => Promise<AsyncIterable<Uint8Array | string>>,
@@ -437,25 +522,35 @@ async function writeWindow(
   const counter = { rows: 0 };
   const lines = await peek(await open(counter));
   if (!lines) return { outcome: 'empty', rows: 0 };
-  // Blocks are deflated on worker threads while the next rows are read and encoded.
-  const gzip = createParallelGzip();
+  const compressor = encoder.compressor();
+  const body = compressor ?? new ByteCounter();
   const abort = new AbortController();
-  const encoded = pipeline(Readable.from(lines, { highWaterMark: 1 }), gzip).catch((error) => {
+  const encoded = pipeline(Readable.from(lines, { highWaterMark: 1 }), body).catch((error) => {
     // Rows could not be read to the end: the object must not become visible.
     abort.abort(error);
     throw error;
   });
-  const written = ctx.sink.write(key, gzip, { replace, signal: abort.signal });
+  const written = ctx.sink.write(key, body, { replace, signal: abort.signal });
   try {
     const [, outcome] = await Promise.all([encoded, written]);
     return outcome === 'written'
-      ? { outcome, rows: counter.rows, bytes: gzip.bytesOut }
+      ? { outcome, rows: counter.rows, bytes: body.bytesOut }
       : { outcome, rows: 0 };
   } catch (error) {
     abort.abort(error);
-    gzip.destroy();
+    body.destroy();
     await Promise.allSettled([encoded, written]);
     throw error;
+  }
+}
+
+/** Passes bytes on and counts them: the size of the object written. */
+class ByteCounter extends PassThrough {
+  bytesOut = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytesOut += chunk.length;
+    done(null, chunk);
   }
 }
 
