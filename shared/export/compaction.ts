@@ -4,7 +4,10 @@ import { createGunzip } from 'node:zlib';
 import { EventError } from '../errors';
 import type { Logger } from '../log';
 import type { ClusterConfig, ExportConfig, OutputFormat } from './config';
+import { ByteCounter } from './encode/byte-counter';
 import { createParallelGzip } from './encode/gzip';
+import { PARQUET_CONTENT_TYPE } from './encode/parquet';
+import { concatParquet } from './encode/parquet-concat';
 import { type CompactRequest, isCalendarDay } from './event';
 import type { ExportSummary } from './exporter';
 import type { WatermarkStore } from './plan/watermark-store';
@@ -155,28 +158,42 @@ async function writeDaily(
   windows: readonly string[],
   counter: { rows: number; bytes: number },
 ): Promise<'written' | 'exists'> {
-  if (format !== 'jsonl.gz') throw new Error(`Compaction of ${format} objects is not available`);
-  const gzip = createParallelGzip();
-  const body = deps.throughDaily ? deps.throughDaily(gzip) : gzip;
+  // JSON lines: decompressed and gzipped again as one member. Parquet: the windows' row groups copied as they are.
+  const compressor = format === 'jsonl.gz' ? createParallelGzip() : new ByteCounter();
+  const pieces =
+    format === 'jsonl.gz'
+      ? jsonLinesOf(deps.sink, windows, counter)
+      : concatParquet(parquetFilesOf(deps.sink, windows), counter);
+  const body = deps.throughDaily ? deps.throughDaily(compressor) : compressor;
   const abort = new AbortController();
-  const encoded = pipeline(
-    Readable.from(jsonLinesOf(deps.sink, windows, counter), { highWaterMark: 1 }),
-    gzip,
-  ).catch((error) => {
+  const encoded = pipeline(Readable.from(pieces, { highWaterMark: 1 }), compressor).catch((error) => {
     // A window could not be read to its end: the daily object must not become visible.
     abort.abort(error);
     throw error;
   });
-  const written = deps.sink.write(key, body, { replace: false, signal: abort.signal });
+  const written = deps.sink.write(key, body, {
+    replace: false,
+    signal: abort.signal,
+    contentType: format === 'parquet' ? PARQUET_CONTENT_TYPE : undefined,
+  });
   try {
     const [, outcome] = await Promise.all([encoded, written]);
-    counter.bytes = gzip.bytesOut;
+    counter.bytes = compressor.bytesOut;
     return outcome;
   } catch (error) {
     abort.abort(error);
-    gzip.destroy();
+    compressor.destroy();
     await Promise.allSettled([encoded, written]);
     throw error;
+  }
+}
+
+/** Each window's Parquet object, read whole (a Parquet file is read from its footer), one at a time. */
+async function* parquetFilesOf(sink: Sink, keys: readonly string[]) {
+  for (const key of keys) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await sink.read(key)) chunks.push(chunk as Buffer);
+    yield { name: sink.describe(key), bytes: new Uint8Array(Buffer.concat(chunks)) };
   }
 }
 

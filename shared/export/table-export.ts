@@ -1,12 +1,13 @@
-import { PassThrough, Readable, type Transform, type TransformCallback } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ExportError } from '../errors';
 import type { Logger } from '../log';
 import type { ClusterConfig, ExportConfig, OutputFormat } from './config';
+import { ByteCounter } from './encode/byte-counter';
 import { createParallelGzip } from './encode/gzip';
 import { encodeJsonLines, peek, type Row, type RowCounter } from './encode/jsonl';
-import { encodeParquet } from './encode/parquet';
+import { encodeParquet, PARQUET_CONTENT_TYPE } from './encode/parquet';
 import { type ParquetColumn, parquetTypeOf } from './encode/parquet-types';
 import { redactSql } from './masking';
 import { batchWindows, WindowedRows } from './plan/batches';
@@ -432,10 +433,14 @@ interface WindowEncoder {
   ): Promise<AsyncIterable<Uint8Array | string>>;
   /** The stage between the bytes and the sink: gzip for JSON lines; none for Parquet (compressed inside). */
   compressor(): (Transform & { bytesOut: number }) | undefined;
+  /** The objects' media type. */
+  readonly contentType: string;
 }
 
 /** Gzip JSON lines: the session's fast path where it has one, else rows encoded line by line. */
 class JsonLinesEncoder implements WindowEncoder {
+  readonly contentType = 'application/x-ndjson';
+
   constructor(private readonly ctx: TableExportContext) {}
 
   async query(sql: string, counter: RowCounter): Promise<AsyncIterable<Uint8Array | string>> {
@@ -460,6 +465,7 @@ class JsonLinesEncoder implements WindowEncoder {
  * the query (once per table and run), never from the rows.
  */
 class ParquetEncoder implements WindowEncoder {
+  readonly contentType = PARQUET_CONTENT_TYPE;
   #columns: ParquetColumn[] | undefined;
 
   constructor(private readonly ctx: TableExportContext) {}
@@ -530,7 +536,11 @@ async function writeWindow(
     abort.abort(error);
     throw error;
   });
-  const written = ctx.sink.write(key, body, { replace, signal: abort.signal });
+  const written = ctx.sink.write(key, body, {
+    replace,
+    signal: abort.signal,
+    contentType: encoder.contentType,
+  });
   try {
     const [, outcome] = await Promise.all([encoded, written]);
     return outcome === 'written'
@@ -541,16 +551,6 @@ async function writeWindow(
     body.destroy();
     await Promise.allSettled([encoded, written]);
     throw error;
-  }
-}
-
-/** Passes bytes on and counts them: the size of the object written. */
-class ByteCounter extends PassThrough {
-  bytesOut = 0;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.bytesOut += chunk.length;
-    done(null, chunk);
   }
 }
 

@@ -50,6 +50,9 @@ export const ROW_GROUP_MAX_BYTES = 4 * 1024 * 1024;
  * JavaScript SNAPPY and about a third of its size; ZSTD waits for Node.js 22.15.
  */
 export const PARQUET_CODEC: ParquetCodec = 'GZIP';
+
+/** The media type of Parquet objects (S3 Content-Type). */
+export const PARQUET_CONTENT_TYPE = 'application/vnd.apache.parquet';
 const GZIP_LEVEL = 6;
 
 export interface ParquetEncodeOptions {

@@ -13,6 +13,8 @@ export interface MysqlField {
   decimals: number;
   columnLength?: number;
   characterSet: number;
+  /** MariaDB's extended type information: `json` for a JSON column, which the protocol sends as LONGTEXT. */
+  extendedFormat?: string;
 }
 
 export const BINARY_CHARSET = 63;
@@ -59,6 +61,8 @@ export function mysqlTypeName(field: MysqlField): string {
   const binary = field.characterSet === BINARY_CHARSET;
   const length = field.columnLength ?? 0;
   const precision = (fraction: number) => (fraction > 0 && fraction <= 6 ? `(${fraction})` : '');
+  // mysql2 parses such a column into a value; the type says so.
+  if (field.extendedFormat === 'json') return 'json';
   const integer = INTEGERS[field.columnType];
   if (integer) return `${integer}${field.columnType === 1 && length === 1 ? '(1)' : ''}${unsigned}`;
   if (BLOB_TYPES.has(field.columnType)) return blobType(field, binary);
