@@ -3,7 +3,8 @@
  * same rows into MariaDB and PostgreSQL, and in one run compares:
  * - throughput: the exporter (one window, gzip JSON lines to the file sink) against
  *   `mariadb --batch -e "<same SELECT>" | gzip -6` and `psql -c "\copy (<same SELECT>) to stdout" | gzip -6`;
- * - peak RSS of one export of a window of N rows and of 4N rows, each in a child process.
+ * - peak RSS of one export of a window of N rows and of 4N rows, each in a child process;
+ * - the same for Parquet objects (`global/format` parquet), with their size against the gzip JSON lines.
  * Targets: throughput >= 0.8x the CLI pipeline; 4N RSS <= 1.25x N RSS; RSS < 256 MB.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -57,41 +58,53 @@ try {
   await my.end();
   await pgc.end();
 
-  // Exporter configuration: window of one day, one custom export per engine and table.
-  const path = '/bench-export';
+  // Exporter configuration: window of one day, one custom export per engine and table; once per format.
   const ssm = new SSMClient({});
-  const put = (name: string, Value: string, Type: 'String' | 'SecureString' = 'String') =>
-    ssm.send(new PutParameterCommand({ Name: `${path}/${name}`, Value, Type, Overwrite: true }));
-  await put('global/destination', `file://${work}/out`);
-  await put('global/window-minutes', '1440');
-  for (const [engine, server, database] of [
-    ['mariadb', mariadb, 'bench'],
-    ['postgres', postgres, 'postgres'],
-  ] as const) {
-    for (const table of ['n', 'n4']) {
-      const c = `${engine}-${table}`;
-      await put(`clusters/${c}/engine`, engine);
-      await put(`clusters/${c}/host`, server.host);
-      await put(`clusters/${c}/port`, String(server.port));
-      await put(`clusters/${c}/database`, database);
-      await put(`clusters/${c}/user`, server.adminUser);
-      await put(`clusters/${c}/password`, server.adminPassword, 'SecureString');
-      await put(`clusters/${c}/ssl`, 'false');
-      await put(`clusters/${c}/tables`, 'none');
-      await put(`clusters/${c}/custom/bench/query`, `SELECT ${COLUMNS} FROM ${table}`);
-      await put(`clusters/${c}/custom/bench/watermark-column`, 'event_time');
+  const paths = { 'jsonl.gz': '/bench-export', parquet: '/bench-export-parquet' } as const;
+  for (const [format, path] of Object.entries(paths)) {
+    const put = (name: string, Value: string, Type: 'String' | 'SecureString' = 'String') =>
+      ssm.send(new PutParameterCommand({ Name: `${path}/${name}`, Value, Type, Overwrite: true }));
+    await put('global/destination', `file://${work}/out-${format}`);
+    await put('global/window-minutes', '1440');
+    await put('global/format', format);
+    for (const [engine, server, database] of [
+      ['mariadb', mariadb, 'bench'],
+      ['postgres', postgres, 'postgres'],
+    ] as const) {
+      for (const table of ['n', 'n4']) {
+        const c = `${engine}-${table}`;
+        await put(`clusters/${c}/engine`, engine);
+        await put(`clusters/${c}/host`, server.host);
+        await put(`clusters/${c}/port`, String(server.port));
+        await put(`clusters/${c}/database`, database);
+        await put(`clusters/${c}/user`, server.adminUser);
+        await put(`clusters/${c}/password`, server.adminPassword, 'SecureString');
+        await put(`clusters/${c}/ssl`, 'false');
+        await put(`clusters/${c}/tables`, 'none');
+        await put(`clusters/${c}/custom/bench/query`, `SELECT ${COLUMNS} FROM ${table}`);
+        await put(`clusters/${c}/custom/bench/watermark-column`, 'event_time');
+      }
     }
   }
   const watermarkTable = 'bench-watermarks';
-  await createWatermarkTable(new DynamoDBClient({}), watermarkTable);
+  for (const format of Object.keys(paths))
+    await createWatermarkTable(new DynamoDBClient({}), `${watermarkTable}-${format}`);
 
-  const exporter = async (cluster: string) => {
+  const exporter = async (cluster: string, format: keyof typeof paths = 'jsonl.gz') => {
+    const path = paths[format];
     const { stdout } = await run(
       'npx',
       [
         'tsx',
         'bench/export-child.ts',
-        JSON.stringify({ stack, path, watermarkTable, cluster, from: FROM, to: TO }),
+        JSON.stringify({
+          stack,
+          path,
+          watermarkTable: `${watermarkTable}-${format}`,
+          cluster,
+          from: FROM,
+          to: TO,
+        }),
       ],
       { maxBuffer: 1 << 20 },
     );
@@ -104,10 +117,10 @@ try {
   const select = (table: string, literal: (t: string) => string) =>
     `SELECT ${COLUMNS} FROM ${table} WHERE event_time >= ${literal(`${DAY} 00:00:00`)} AND event_time < ${literal(`${DAY} 23:59:59`)} ORDER BY event_time`;
   /** Bytes of the exporter's object for a cluster (the only file under its partition). */
-  const objectBytes = (cluster: string) =>
-    readdirSync(`${work}/out`, { recursive: true, encoding: 'utf8' })
-      .filter((name) => name.includes(`cluster=${cluster}/`) && name.endsWith('.jsonl.gz'))
-      .reduce((total, name) => total + statSync(`${work}/out/${name}`).size, 0);
+  const objectBytes = (cluster: string, format: keyof typeof paths = 'jsonl.gz') =>
+    readdirSync(`${work}/out-${format}`, { recursive: true, encoding: 'utf8' })
+      .filter((name) => name.includes(`cluster=${cluster}/`) && name.endsWith(`.${format}`))
+      .reduce((total, name) => total + statSync(`${work}/out-${format}/${name}`).size, 0);
   const cli = async (command: string, args: string[], env: NodeJS.ProcessEnv) => {
     const started = performance.now();
     await new Promise<void>((resolve, reject) => {
@@ -125,6 +138,7 @@ try {
   };
 
   const results: Array<Record<string, string>> = [];
+  const parquetResults: Array<Record<string, string>> = [];
   for (const engine of ['mariadb', 'postgres'] as const) {
     const server = stack[engine];
     const cliRun = () =>
@@ -156,10 +170,13 @@ try {
           );
     // Alternate the two so that a busy spell of the machine falls on both; compare medians.
     const small = await exporter(`${engine}-n`);
+    const smallParquet = await exporter(`${engine}-n`, 'parquet');
     const large: Array<Awaited<ReturnType<typeof exporter>>> = [];
+    const largeParquet: Array<Awaited<ReturnType<typeof exporter>>> = [];
     const cliSeconds: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       large.push(await exporter(`${engine}-n4`));
+      largeParquet.push(await exporter(`${engine}-n4`, 'parquet'));
       cliSeconds.push(await cliRun());
     }
     const exporterRate = (4 * N) / median(large.map((run) => run.seconds));
@@ -178,11 +195,29 @@ try {
       '4N/N (target <= 1.25)': (peakLarge / small.peakRssMb).toFixed(2),
       '< 256 MB': peakLarge < 256 ? 'yes' : 'NO',
     });
+    const parquetRate = (4 * N) / median(largeParquet.map((run) => run.seconds));
+    const peakParquet = Math.max(...largeParquet.map((run) => run.peakRssMb));
+    parquetResults.push({
+      engine,
+      'rows (4N)': String(largeParquet[0]?.rows),
+      'Parquet rows/s': parquetRate.toFixed(0),
+      'CLI | gzip -6 rows/s': cliRate.toFixed(0),
+      'ratio (target >= 0.8)': (parquetRate / cliRate).toFixed(2),
+      'Parquet KiB': (objectBytes(`${engine}-n4`, 'parquet') / 1024).toFixed(0),
+      'jsonl.gz KiB': (objectBytes(`${engine}-n4`) / 1024).toFixed(0),
+      'size vs jsonl.gz': (objectBytes(`${engine}-n4`, 'parquet') / objectBytes(`${engine}-n4`)).toFixed(2),
+      'peak RSS N MB': smallParquet.peakRssMb.toFixed(1),
+      'peak RSS 4N MB': peakParquet.toFixed(1),
+      '4N/N (target <= 1.25)': (peakParquet / smallParquet.peakRssMb).toFixed(2),
+      '< 256 MB': peakParquet < 256 ? 'yes' : 'NO',
+    });
   }
   console.log(
     `\nExporter benchmark, N = ${N} rows (4N = ${4 * N}), one window of gzip JSON lines to files; median of ${ROUNDS} alternating runs each\n`,
   );
   console.table(results);
+  console.log(`\nThe same windows as Parquet (global/format parquet), against the same CLI runs\n`);
+  console.table(parquetResults);
   rmSync(work, { recursive: true, force: true });
 } finally {
   await stack.stop();

@@ -5,7 +5,8 @@
  * TEST_* variables), creates a MariaDB and a PostgreSQL user with their secrets,
  * rotates each secret through the rotation handler exactly as Secrets Manager
  * would, proves the old password is refused, makes some database activity, runs
- * the exporter into a local folder and prints what it wrote. Never prints a password.
+ * the exporter into a local folder, prints what it wrote and answers two
+ * questions from the exported objects with DuckDB. Never prints a password.
  */
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -150,6 +151,56 @@ async function run(stack: Stack): Promise<void> {
   });
   say(formatStatus(status).replace(/^/gm, '  '));
   if (failed) throw new Error('The export reported errors (see above)');
+
+  heading('What to do with the export: query it (DuckDB, locally, over the exported tree)');
+  await queryExport();
+}
+
+/**
+ * Two questions answered from the exported objects alone, by DuckDB reading
+ * the tree with Hive partitioning (cluster=, dt= become columns), as Athena
+ * would from S3: who sent the most statements, and what happened per hour.
+ */
+async function queryExport(): Promise<void> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  await duck.run("SET TimeZone = 'UTC'");
+  const tree = (table: string) =>
+    `read_json('${OUT_DIR}/${table}/**/*.jsonl.gz', format = 'newline_delimited', hive_partitioning = true)`;
+  const queries: [string, string][] = [
+    [
+      'Busiest MariaDB users (general_log)',
+      `SELECT cluster, regexp_extract(user_host, '^([^\\[]*)', 1) AS "user", command_type, count(*) AS statements
+         FROM ${tree('general_log')} GROUP BY ALL ORDER BY statements DESC, "user" LIMIT 5`,
+    ],
+    [
+      'PostgreSQL app_events per hour and kind (custom export)',
+      `SELECT strftime(date_trunc('hour', CAST(created_at AS TIMESTAMPTZ)), '%Y-%m-%d %H:00') AS hour, kind, count(*) AS events
+         FROM ${tree('app_events')} GROUP BY ALL ORDER BY hour, kind`,
+    ],
+  ];
+  for (const [title, sql] of queries) {
+    const reader = await duck.runAndReadAll(sql);
+    say(`\n  ${title}:`);
+    say(formatTable(reader.columnNames(), reader.getRowsJson() as unknown[][]).replace(/^/gm, '    '));
+  }
+  duck.closeSync();
+}
+
+/** Rows as an aligned text table with a header line. */
+function formatTable(names: string[], rows: unknown[][]): string {
+  const cells = [names, ...rows.map((r) => r.map((v) => String(v ?? '')))];
+  const widths = names.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(cells[0] as string[]),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...cells.slice(1).map(line),
+  ].join('\n');
 }
 
 async function watermarks() {

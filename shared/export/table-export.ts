@@ -470,19 +470,26 @@ class ParquetEncoder implements WindowEncoder {
 
   constructor(private readonly ctx: TableExportContext) {}
 
-  query(sql: string, counter: RowCounter) {
-    return this.rows(sql, this.ctx.session.stream(sql), counter);
-  }
-
-  async rows(sql: string, rows: AsyncIterable<Row>, counter: RowCounter) {
-    // An empty window writes nothing: the rows are looked at before any byte of the file.
-    const first = await peek(rows);
-    if (!first) return EMPTY;
+  /** Described before any of the query's rows are read: the session answers one question at a time. */
+  async prepare(sql: string): Promise<void> {
     this.#columns ??= (await this.ctx.session.describe(sql)).map((c) => ({
       name: c.name,
       type: parquetTypeOf(c.type),
     }));
-    return encodeParquet(this.#columns, maskRows(first, redactColumns(this.ctx), counter));
+  }
+
+  async query(sql: string, counter: RowCounter) {
+    await this.prepare(sql);
+    return this.rows(sql, this.ctx.session.stream(sql), counter);
+  }
+
+  async rows(_sql: string, rows: AsyncIterable<Row>, counter: RowCounter) {
+    const columns = this.#columns;
+    if (!columns) throw new Error('The Parquet columns are described before the rows are read');
+    // An empty window writes nothing: the rows are looked at before any byte of the file.
+    const first = await peek(rows);
+    if (!first) return EMPTY;
+    return encodeParquet(columns, maskRows(first, redactColumns(this.ctx), counter));
   }
 
   compressor() {
