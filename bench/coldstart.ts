@@ -18,18 +18,17 @@ import { execFile, fork } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { type BuildOptions, build } from 'esbuild';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { createWatermarkTable } from '../shared/export/plan/watermark-store';
 import { driveRotation } from '../shared/rotation/driver';
 import { type StackInfo, startStack, useStackEnvironment } from '../test/stack';
+import { bundleAsDeployed, ROOT } from '../test/support/bundle';
 import { benchEngines, benchPassword, benchSecret } from './rotation-fixtures';
 
 const { values } = parseArgs({
@@ -37,7 +36,6 @@ const { values } = parseArgs({
 });
 const RUNS = Math.max(9, Number(values.runs));
 const WARM_RUNS = 3;
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FUNCTIONS = ['rotate', 'export', 'health'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 const EXPORT_CONFIG_PATH = '/coldstart-bench';
@@ -87,26 +85,14 @@ const work = mkdtempSync(join(tmpdir(), 'bench-coldstart-'));
 
 async function main(): Promise<void> {
   try {
-    const options = esbuildOptionsOfServerlessYml();
     const bundles = new Map<string, string>();
     for (const fn of FUNCTIONS) {
-      bundles.set(
-        fn,
-        await bundle(options, { entryPoints: [join(ROOT, `functions/${fn}.ts`)] }, `fn/${fn}.cjs`),
-      );
+      bundles.set(fn, await bundleAsDeployed({ path: `functions/${fn}.ts` }, join(work, `fn/${fn}.cjs`)));
       bundles.set(
         `${fn} essentials`,
-        await bundle(
-          options,
-          {
-            stdin: {
-              contents: ESSENTIALS[fn],
-              resolveDir: ROOT,
-              loader: 'ts',
-              sourcefile: `${fn}-essentials.ts`,
-            },
-          },
-          `essentials/${fn}.cjs`,
+        await bundleAsDeployed(
+          { source: ESSENTIALS[fn], name: `${fn}-essentials.ts` },
+          join(work, `essentials/${fn}.cjs`),
         ),
       );
     }
@@ -213,37 +199,6 @@ async function main(): Promise<void> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-/** The `custom.esbuild` block of serverless.yml as esbuild options (the plugin's own keys mapped or left out). */
-function esbuildOptionsOfServerlessYml(): BuildOptions {
-  const lines = readFileSync(join(ROOT, 'serverless.yml'), 'utf8').split('\n');
-  const start = lines.findIndex((line, i) => line === '  esbuild:' && lines[i - 1]?.startsWith('custom:'));
-  if (start < 0) throw new Error('serverless.yml has no custom.esbuild block');
-  const options: Record<string, unknown> = {};
-  for (const line of lines.slice(start + 1)) {
-    if (/^\s*(#.*)?$/.test(line)) continue;
-    if (!line.startsWith('    ')) break;
-    const [, key, raw] = /^\s+([A-Za-z]+):\s*(.*)$/.exec(line) ?? [];
-    if (!key || raw === undefined) throw new Error(`Cannot read serverless.yml line: ${line}`);
-    options[key] = /^\[.*\]$/.test(raw)
-      ? raw
-          .slice(1, -1)
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : raw === 'true' || raw === 'false'
-        ? raw === 'true'
-        : raw;
-  }
-  const { exclude, outputFileExtension: _extension, ...esbuild } = options;
-  return { ...(esbuild as BuildOptions), external: exclude as string[], logLevel: 'error' };
-}
-
-async function bundle(options: BuildOptions, entry: BuildOptions, name: string): Promise<string> {
-  const outfile = join(work, name);
-  await build({ ...options, ...entry, outfile, absWorkingDir: ROOT });
-  return outfile;
 }
 
 /**

@@ -59,9 +59,10 @@ try {
     for (const strategy of ['single-user', 'alternating-users'] as const) {
       for (const mode of ['per rotation', 'per step'] as const) {
         const counts = new Map<string, number>();
+        const rds = counted(new RDSClient({}), counts);
         const handler = makeHandler({
           secretsManager: counted(new SecretsManagerClient({}), counts),
-          rds: counted(new RDSClient({}), counts),
+          rds: async () => rds,
           passwordPolicy: passwordPolicySource({ env: {} }),
           logger: createLogger('rotation-bench'),
         });

@@ -1,14 +1,14 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { rdsClient, secretsManagerClient } from '../shared/aws/clients';
+import { lazy } from '../shared/lazy';
 import { createLogger } from '../shared/log';
-import {
-  isActionEvent,
-  type PreflightReport,
-  type PreflightRequest,
-  runPreflight,
-} from '../shared/rotation/preflight';
+import { isActionEvent } from '../shared/rotation/event';
+import type { PreflightReport, PreflightRequest } from '../shared/rotation/preflight';
 import { passwordPolicySource } from '../shared/rotation/settings';
 import { type RotationDeps, runRotationStep, type StepReport } from '../shared/rotation/steps';
+
+// An operator's preflight is rare: its probes load when one is asked for, not at every rotation's cold start.
+const preflight = lazy(() => import('../shared/rotation/preflight'));
 
 /**
  * The rotation Lambda attached to database secrets: Secrets Manager invokes it
@@ -18,9 +18,9 @@ import { type RotationDeps, runRotationStep, type StepReport } from '../shared/r
  * `{ "action": "preflight", "SecretId": ... }` checks a secret and changes nothing.
  */
 export function makeHandler(deps: RotationDeps): RotationHandler {
-  return ((event: unknown, context?: LambdaContext) =>
+  return (async (event: unknown, context?: LambdaContext) =>
     isActionEvent(event)
-      ? runPreflight(event, {
+      ? (await preflight()).runPreflight(event, {
           ...deps,
           functionArn: context?.invokedFunctionArn,
           functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
@@ -40,7 +40,7 @@ export interface RotationHandler {
 export function defaultDeps(): RotationDeps {
   return {
     secretsManager: secretsManagerClient(),
-    rds: rdsClient(),
+    rds: rdsClient,
     passwordPolicy: passwordPolicySource(),
     logger: createLogger('secret-rotation'),
     metrics: new Metrics({

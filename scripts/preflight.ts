@@ -38,7 +38,7 @@ try {
     { action: 'preflight', SecretId: positionals[0] },
     {
       secretsManager: secretsManagerClient(),
-      rds: rdsClient(),
+      rds: rdsClient,
       passwordPolicy: passwordPolicySource(),
       functionArn: values['function-arn'],
     },

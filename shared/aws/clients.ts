@@ -1,28 +1,25 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { RDSClient } from '@aws-sdk/client-rds';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient, type SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
+import { lazy } from '../lazy';
 
 /**
  * One factory per AWS client, each built once per container (the first call
  * creates it, later calls return the same instance). Adaptive retry backs off
  * on throttling, which matters for SSM's shared 40 TPS. The factories are marked
- * pure so that a function's bundle carries only the SDK clients it uses.
+ * pure so that a function's bundle carries only the SDK clients it uses; a client
+ * that only some invocations need is loaded with its SDK package on first use.
  */
 const common = { retryMode: 'adaptive', maxAttempts: 6 } as const;
 
-function once<T>(make: () => T): () => T {
-  let instance: T | undefined;
-  return () => {
-    instance ??= make();
-    return instance;
-  };
-}
-
-export const ssmClient = /* @__PURE__ */ once(() => new SSMClient(common));
+/** The configuration loader's: the rotation function reads SSM only when it is given a configuration path. */
+export const ssmClient = /* @__PURE__ */ lazy(
+  async (): Promise<SSMClient> => new (await import('./ssm')).SSMClient(common),
+);
 
 /**
  * Settings of every Secrets Manager client. `SECRETS_MANAGER_ENDPOINT` (the official rotation
@@ -35,22 +32,25 @@ export function secretsManagerConfig(extra: SecretsManagerClientConfig = {}): Se
   return { ...common, ...(endpoint && !extra.region ? { endpoint } : {}), ...extra };
 }
 
-export const secretsManagerClient = /* @__PURE__ */ once(
+export const secretsManagerClient = /* @__PURE__ */ lazy(
   () => new SecretsManagerClient(secretsManagerConfig()),
 );
 
-export const dynamoDbClient = /* @__PURE__ */ once(() => new DynamoDBClient(common));
+export const dynamoDbClient = /* @__PURE__ */ lazy(() => new DynamoDBClient(common));
 
 // Path-style addressing works with every endpoint, including local emulators.
-export const s3Client = /* @__PURE__ */ once(
+export const s3Client = /* @__PURE__ */ lazy(
   () => new S3Client({ ...common, forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL) }),
 );
 
-export const rdsClient = /* @__PURE__ */ once(() => new RDSClient(common));
+/** Only rotations with an RDS-managed master secret call RDS. */
+export const rdsClient = /* @__PURE__ */ lazy(
+  async (): Promise<RDSClient> => new (await import('./rds')).RDSClient(common),
+);
 
-export const lambdaClient = /* @__PURE__ */ once(() => new LambdaClient(common));
+export const lambdaClient = /* @__PURE__ */ lazy(() => new LambdaClient(common));
 
 /** Loaded on first use: only clusters in other accounts need STS, other cold starts skip its client. */
-export const stsClient = /* @__PURE__ */ once(
+export const stsClient = /* @__PURE__ */ lazy(
   async (): Promise<STSClient> => new (await import('@aws-sdk/client-sts')).STSClient(common),
 );

@@ -66,7 +66,7 @@ export class ConfigLoader<S extends z.ZodType> {
   readonly #schema: S;
   readonly #ttlMs: number;
   readonly #decrypt: boolean;
-  readonly #ssm: SSMClient;
+  readonly #ssm: () => Promise<SSMClient>;
   readonly #now: () => number;
 
   constructor(options: ConfigLoaderOptions<S>) {
@@ -80,7 +80,8 @@ export class ConfigLoader<S extends z.ZodType> {
     }
     this.#ttlMs = ttl * 1000;
     this.#decrypt = options.decrypt ?? true;
-    this.#ssm = options.ssm ?? ssmClient();
+    const ssm = options.ssm;
+    this.#ssm = ssm ? async () => ssm : ssmClient;
     this.#now = options.now ?? Date.now;
   }
 
@@ -127,7 +128,7 @@ export class ConfigLoader<S extends z.ZodType> {
     const entry = cache.get(key);
     if (!force && entry && entry.expiresAt > this.#now()) return entry.parameters;
     // Concurrent callers share this one promise; a failed read is not cached.
-    const parameters = loadParameters(this.#ssm, path, this.#decrypt);
+    const parameters = this.#ssm().then((ssm) => loadParameters(ssm, path, this.#decrypt));
     cache.set(key, { expiresAt: this.#now() + this.#ttlMs, parameters });
     parameters.catch(() => {
       if (cache.get(key)?.parameters === parameters) cache.delete(key);

@@ -1,7 +1,26 @@
 import { SecretFormatError } from '../errors';
+import { lazy } from '../lazy';
 import type { RotationAdapter } from './adapter';
-import { mysqlAdapter } from './mysql';
-import { postgresAdapter } from './postgres';
+
+// Each family's sessions, and with them its driver, are loaded when a secret first names that family.
+const mysqlSessions = lazy(() => import('./mysql'));
+const postgresSessions = lazy(() => import('./postgres'));
+
+/** MySQL, MariaDB and Aurora MySQL. */
+const mysqlAdapter: RotationAdapter = {
+  family: 'mysql',
+  defaultPort: 3306,
+  defaultExcludeCharacters: '/@"\'\\',
+  open: async (login, options) => (await mysqlSessions()).openMysqlSession(login, options),
+};
+
+/** PostgreSQL and Aurora PostgreSQL. */
+const postgresAdapter: RotationAdapter = {
+  family: 'postgres',
+  defaultPort: 5432,
+  defaultExcludeCharacters: ':/@"\'\\',
+  open: async (login, options) => (await postgresSessions()).openPostgresSession(login, options),
+};
 
 /** The secret's `engine` values (the AWS convention) and the adapter that serves each. */
 export const ADAPTERS_BY_ENGINE: Readonly<Record<string, RotationAdapter>> = Object.freeze({

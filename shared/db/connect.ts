@@ -1,10 +1,15 @@
 import { connect as netConnect, Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import mysql from 'mysql2/promise';
-import pg from 'pg';
+import type mysql from 'mysql2/promise';
+import type pg from 'pg';
 import { AuthenticationError, DatabaseError } from '../errors';
+import { lazy } from '../lazy';
 import type { Logger } from '../log';
 import { type TlsMode, trustedCertificates, trustedContext } from './tls';
+
+// A function loads the driver of the engine it connects to, and only that one (mysql2 is most of a bundle).
+const mysqlDriver = lazy(async () => (await import('mysql2/promise')).default);
+const postgresDriver = lazy(async () => (await import('pg')).default);
 
 /** Seconds a connection attempt may take before it fails. */
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -58,8 +63,9 @@ export async function connectMysql(
     database: target.database,
     connectTimeout: CONNECT_TIMEOUT_MS,
   };
+  const mysql = await mysqlDriver();
   try {
-    return await mysql.createConnection(target.tls === 'disable' ? base : mysqlSecure(base, target));
+    return await mysql.createConnection(target.tls === 'disable' ? base : await mysqlSecure(base, target));
   } catch (error) {
     if (target.tls === 'prefer' && mysqlHasNoTls(error)) {
       warnDowngrade(target, options);
@@ -82,8 +88,11 @@ const mysqlSslByCa = new WeakMap<string[], mysql.SslOptions>();
  * given the name to verify as host, and a socket of ours that connects to the
  * real host and carries that name.
  */
-function mysqlSecure(base: mysql.ConnectionOptions, target: ConnectionTarget): mysql.ConnectionOptions {
-  const ca = trustedCertificates();
+async function mysqlSecure(
+  base: mysql.ConnectionOptions,
+  target: ConnectionTarget,
+): Promise<mysql.ConnectionOptions> {
+  const ca = await trustedCertificates();
   let ssl = mysqlSslByCa.get(ca);
   if (!ssl) {
     // One object per CA list: mysql2 caches its TLS context (and sessions) per ssl object.
@@ -116,6 +125,7 @@ export async function connectPostgres(
   extras: PostgresExtras = {},
   options: ConnectOptions = {},
 ): Promise<pg.Client> {
+  const pg = await postgresDriver();
   const make = (ssl: pg.ClientConfig['ssl']) => {
     const serverName = ssl ? target.tlsServerName : undefined;
     return new pg.Client({
@@ -149,7 +159,7 @@ export async function connectPostgres(
       target.tls === 'disable'
         ? false
         : {
-            secureContext: trustedContext(),
+            secureContext: await trustedContext(),
             rejectUnauthorized: true,
             checkServerIdentity: (_name: string, cert: PeerCertificate) =>
               checkServerIdentity(expected, cert),

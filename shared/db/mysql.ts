@@ -27,28 +27,23 @@ import {
 } from './mysql-dialect';
 import { mysqlNativePasswordHash } from './password-hash';
 
-/** MySQL, MariaDB and Aurora MySQL. */
-export const mysqlAdapter: RotationAdapter = {
-  family: 'mysql',
-  defaultPort: 3306,
-  defaultExcludeCharacters: '/@"\'\\',
-  async open(login, options) {
-    const target = connectionTarget(login);
-    const connection = await connectMysql(target, {}, options).catch((error: unknown) => {
-      throw lockedAsRefused(error);
-    });
-    try {
-      const [rows] = await connection.query(
-        'SELECT VERSION() AS version, @@version_comment AS comment, @@sql_mode AS sqlMode, CURRENT_USER() AS account',
-      );
-      const row = (rows as Array<Record<string, string>>)[0] ?? {};
-      const server = detectMysqlServer(row.version ?? '', row.comment ?? '', row.sqlMode ?? '');
-      return new MysqlSession(connection, server, splitAccount(row.account ?? ''), login, options.purpose);
-    } catch (error) {
-      await connection.end().catch(() => {});
-      throw classify(error, target, options);
-    }
-  },
+/** Logs in to MySQL, MariaDB or Aurora MySQL for rotation (the mysql adapter's `open`). */
+export const openMysqlSession: RotationAdapter['open'] = async (login, options) => {
+  const target = connectionTarget(login);
+  const connection = await connectMysql(target, {}, options).catch((error: unknown) => {
+    throw lockedAsRefused(error);
+  });
+  try {
+    const [rows] = await connection.query(
+      'SELECT VERSION() AS version, @@version_comment AS comment, @@sql_mode AS sqlMode, CURRENT_USER() AS account',
+    );
+    const row = (rows as Array<Record<string, string>>)[0] ?? {};
+    const server = detectMysqlServer(row.version ?? '', row.comment ?? '', row.sqlMode ?? '');
+    return new MysqlSession(connection, server, splitAccount(row.account ?? ''), login, options.purpose);
+  } catch (error) {
+    await connection.end().catch(() => {});
+    throw classify(error, target, options);
+  }
 };
 
 class MysqlSession implements DatabaseSession {

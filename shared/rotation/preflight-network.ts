@@ -128,11 +128,12 @@ const CHAIN_ERRORS: Record<string, string> = {
   CERT_NOT_YET_VALID: 'certificate is not yet valid',
 };
 
-function handshake(socket: Socket, serverName: string): Promise<TlsProbeResult> {
+async function handshake(socket: Socket, serverName: string): Promise<TlsProbeResult> {
+  const ca = await trustedCertificates();
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({
       socket,
-      ca: trustedCertificates(),
+      ca,
       // Chain and name are judged below, apart, so that the probe can say which one is wrong.
       rejectUnauthorized: false,
       checkServerIdentity: () => undefined,

@@ -40,7 +40,8 @@ export interface PreflightReport {
 
 export interface PreflightDeps {
   secretsManager: SecretsManagerClient;
-  rds: RDSClient;
+  /** Built on first use: only RDS-managed master secrets need it. */
+  rds: () => Promise<RDSClient>;
   passwordPolicy: () => Promise<PasswordPolicy>;
   logger?: Logger;
   /** This rotation function's ARN (Lambda context) or name: the secret must be rotated by it. */
@@ -53,11 +54,6 @@ const ENGINES: Readonly<Record<RotationAdapter['family'], PreflightEngine>> = {
   mysql: mysqlPreflight,
   postgres: postgresPreflight,
 };
-
-/** True for an event that asks for an action rather than a rotation step. */
-export function isActionEvent(event: unknown): boolean {
-  return event !== null && typeof event === 'object' && Object.hasOwn(event, 'action');
-}
 
 const requestSchema = z.strictObject({
   action: z.literal('preflight', { message: 'must be "preflight"' }),

@@ -1,8 +1,8 @@
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { ConfigLoader } from '../config';
 import { booleanString, integerString } from '../config/schema';
 import { ConfigError, type ConfigProblem } from '../errors';
+import { lazy } from '../lazy';
 
 /** How new passwords are generated (GetRandomPassword's parameters). */
 export interface PasswordPolicy {
@@ -39,11 +39,16 @@ export function passwordPolicySource(
   options: { env?: NodeJS.ProcessEnv; ssm?: SSMClient } = {},
 ): () => Promise<PasswordPolicy> {
   const env = options.env ?? process.env;
-  const loader = env.CONFIG_PATH
-    ? new ConfigLoader({ path: `${env.CONFIG_PATH.replace(/\/+$/, '')}/rotation`, schema, ssm: options.ssm })
-    : undefined;
+  const path = env.CONFIG_PATH ? `${env.CONFIG_PATH.replace(/\/+$/, '')}/rotation` : undefined;
+  // The loader and its SSM client load only when there is a path to read.
+  const loader =
+    path === undefined
+      ? undefined
+      : lazy(
+          async () => new (await import('../config/loader')).ConfigLoader({ path, schema, ssm: options.ssm }),
+        );
   return async () => {
-    const fromSsm: Settings = loader ? await loader.get() : {};
+    const fromSsm: Settings = loader ? await (await loader()).get() : {};
     const fromEnv = parseEnvironment(env);
     const pick = <K extends keyof Settings>(name: K): Settings[K] => fromSsm[name] ?? fromEnv[name];
     const policy: PasswordPolicy = {

@@ -32,7 +32,8 @@ import {
 
 export interface RotationDeps {
   secretsManager: SecretsManagerClient;
-  rds: RDSClient;
+  /** Built on first use: only RDS-managed master secrets need it. */
+  rds: () => Promise<RDSClient>;
   passwordPolicy: () => Promise<PasswordPolicy>;
   logger: Logger;
   metrics?: Metrics;

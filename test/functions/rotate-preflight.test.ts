@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/rotate';
 import { EventError } from '../../shared/errors';
 import { PLACEHOLDER_ROTATION_LAMBDA_ARN } from '../../shared/rotation/driver';
-import { RDS_INSTANCE_TAG } from '../../shared/rotation/master';
 import type { PreflightCheck, PreflightReport } from '../../shared/rotation/preflight';
+import { RDS_INSTANCE_TAG } from '../../shared/rotation/rds-endpoint';
 import { passwordPolicySource } from '../../shared/rotation/settings';
 import { clearVersionCache } from '../../shared/rotation/versions';
 import {
@@ -368,7 +368,7 @@ describe('preflight of the master secret', () => {
     clearVersionCache();
 
     const result = await preflight(arn, {
-      deps: { secretsManager: counted(sm, counts), rds: counted(rds, counts) },
+      deps: { secretsManager: counted(sm, counts), rds: async () => counted(rds, counts) },
     });
 
     expect(check(result.report, 'master-secret')).toMatchObject({

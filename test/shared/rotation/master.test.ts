@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
-import { mysqlAdapter } from '../../../shared/db/mysql';
-import { postgresAdapter } from '../../../shared/db/postgres';
+import { adapterFor } from '../../../shared/db/adapters';
 import { RotationStateError, SecretFormatError } from '../../../shared/errors';
-import { RDS_CLUSTER_TAG, RDS_INSTANCE_TAG, resolveMasterLogin } from '../../../shared/rotation/master';
+import { resolveMasterLogin } from '../../../shared/rotation/master';
+import { RDS_CLUSTER_TAG, RDS_INSTANCE_TAG } from '../../../shared/rotation/rds-endpoint';
 import type { DatabaseSecret } from '../../../shared/secret';
 import { createSecret, secretsManager } from '../../stack/fixtures';
 
@@ -45,9 +45,9 @@ describe('resolveMasterLogin', () => {
 
     const login = await resolveMasterLogin({
       secretsManager: secretsManager(),
-      rds,
+      rds: async () => rds,
       current: current({ host, port: 13306, masterarn: masterArn, dbname: 'app' }),
-      adapter: mysqlAdapter,
+      adapter: adapterFor('mysql'),
     });
 
     expect(login).toEqual({
@@ -76,7 +76,7 @@ describe('resolveMasterLogin', () => {
 
     const login = await resolveMasterLogin({
       secretsManager: secretsManager(),
-      rds,
+      rds: async () => rds,
       current: current({
         engine: 'postgres',
         host: DBCluster?.Endpoint as string,
@@ -84,7 +84,7 @@ describe('resolveMasterLogin', () => {
         masterarn: masterArn,
         ssl: true,
       }),
-      adapter: postgresAdapter,
+      adapter: adapterFor('postgres'),
     });
 
     expect(login).toMatchObject({
@@ -108,9 +108,9 @@ describe('resolveMasterLogin', () => {
 
     const error = await resolveMasterLogin({
       secretsManager: secretsManager(),
-      rds,
+      rds: async () => rds,
       current: current({ host: DBCluster?.Endpoint as string, masterarn: masterArn }),
-      adapter: mysqlAdapter,
+      adapter: adapterFor('mysql'),
     }).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(SecretFormatError);
@@ -122,9 +122,9 @@ describe('resolveMasterLogin', () => {
 
     const error = await resolveMasterLogin({
       secretsManager: secretsManager(),
-      rds,
+      rds: async () => rds,
       current: current({ masterarn: masterArn }),
-      adapter: mysqlAdapter,
+      adapter: adapterFor('mysql'),
     }).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(SecretFormatError);
@@ -136,9 +136,9 @@ describe('resolveMasterLogin', () => {
 
     const error = await resolveMasterLogin({
       secretsManager: secretsManager(),
-      rds,
+      rds: async () => rds,
       current: current({ masterarn: masterArn }),
-      adapter: mysqlAdapter,
+      adapter: adapterFor('mysql'),
     }).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(RotationStateError);

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectMysqlServer } from '../../../shared/db/mysql-dialect';
-import { isActionEvent, parsePreflightRequest, sameFunction } from '../../../shared/rotation/preflight';
+import { isActionEvent } from '../../../shared/rotation/event';
+import { parsePreflightRequest, sameFunction } from '../../../shared/rotation/preflight';
 import {
   covers,
   mariadbPasswordRules,

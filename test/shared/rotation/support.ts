@@ -30,7 +30,7 @@ import {
 export function rotationDeps(overrides: Partial<RotationDeps> = {}): RotationDeps {
   return {
     secretsManager: secretsManager(),
-    rds: new RDSClient({}),
+    rds: async () => new RDSClient({}),
     passwordPolicy: passwordPolicySource({ env: {} }),
     logger: createLogger('rotation-test'),
     ...overrides,
