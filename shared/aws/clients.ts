@@ -1,9 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient, type SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { lazy } from '../lazy';
 
@@ -13,13 +12,9 @@ import { lazy } from '../lazy';
  * on throttling, which matters for SSM's shared 40 TPS. The factories are marked
  * pure so that a function's bundle carries only the SDK clients it uses; a client
  * that only some invocations need is loaded with its SDK package on first use.
+ * SSM's is in ssm.ts, beside the configuration loader that alone uses it.
  */
-const common = { retryMode: 'adaptive', maxAttempts: 6 } as const;
-
-/** The configuration loader's: the rotation function reads SSM only when it is given a configuration path. */
-export const ssmClient = /* @__PURE__ */ lazy(
-  async (): Promise<SSMClient> => new (await import('./ssm')).SSMClient(common),
-);
+export const common = { retryMode: 'adaptive', maxAttempts: 6 } as const;
 
 /**
  * Settings of every Secrets Manager client. `SECRETS_MANAGER_ENDPOINT` (the official rotation
@@ -48,7 +43,10 @@ export const rdsClient = /* @__PURE__ */ lazy(
   async (): Promise<RDSClient> => new (await import('./rds')).RDSClient(common),
 );
 
-export const lambdaClient = /* @__PURE__ */ lazy(() => new LambdaClient(common));
+/** Only a scheduled export run that fans out invokes Lambda. */
+export const lambdaClient = /* @__PURE__ */ lazy(
+  async (): Promise<LambdaClient> => new (await import('./lambda')).LambdaClient(common),
+);
 
 /** Loaded on first use: only clusters in other accounts need STS, other cold starts skip its client. */
 export const stsClient = /* @__PURE__ */ lazy(

@@ -1,5 +1,10 @@
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { lazy } from '../lazy';
+import { common } from './clients';
+
 /**
- * The SSM client class alone, loaded on first use by clients.ts: naming only it
- * keeps the rest of the package out of the bundle.
+ * The configuration loader's SSM client, one per container. A module of its own,
+ * imported by the loader only: the exporter always reads SSM, the rotation function
+ * only when it is given a configuration path (it loads the loader, and so this, then).
  */
-export { SSMClient } from '@aws-sdk/client-ssm';
+export const ssmClient = /* @__PURE__ */ lazy(() => new SSMClient(common));

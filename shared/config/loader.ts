@@ -5,7 +5,7 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import type { z } from 'zod';
-import { ssmClient } from '../aws/clients';
+import { ssmClient } from '../aws/ssm';
 import { ConfigError, type ConfigProblem } from '../errors';
 import { registerSecret } from '../log';
 
@@ -66,7 +66,7 @@ export class ConfigLoader<S extends z.ZodType> {
   readonly #schema: S;
   readonly #ttlMs: number;
   readonly #decrypt: boolean;
-  readonly #ssm: () => Promise<SSMClient>;
+  readonly #ssm: SSMClient;
   readonly #now: () => number;
 
   constructor(options: ConfigLoaderOptions<S>) {
@@ -80,8 +80,7 @@ export class ConfigLoader<S extends z.ZodType> {
     }
     this.#ttlMs = ttl * 1000;
     this.#decrypt = options.decrypt ?? true;
-    const ssm = options.ssm;
-    this.#ssm = ssm ? async () => ssm : ssmClient;
+    this.#ssm = options.ssm ?? ssmClient();
     this.#now = options.now ?? Date.now;
   }
 
@@ -128,7 +127,7 @@ export class ConfigLoader<S extends z.ZodType> {
     const entry = cache.get(key);
     if (!force && entry && entry.expiresAt > this.#now()) return entry.parameters;
     // Concurrent callers share this one promise; a failed read is not cached.
-    const parameters = this.#ssm().then((ssm) => loadParameters(ssm, path, this.#decrypt));
+    const parameters = loadParameters(this.#ssm, path, this.#decrypt);
     cache.set(key, { expiresAt: this.#now() + this.#ttlMs, parameters });
     parameters.catch(() => {
       if (cache.get(key)?.parameters === parameters) cache.delete(key);

