@@ -1,7 +1,7 @@
-import { z } from 'zod';
 import { isTlsServerName, TLS_SERVER_NAME_PROBLEM, tlsModeFrom } from './db/tls';
 import { ConfigError, SecretFormatError } from './errors';
 import { registerSecret } from './log';
+import * as z from './validation';
 
 /**
  * A database secret's JSON value, in the AWS convention. Keys this product does
@@ -25,31 +25,35 @@ export interface DatabaseSecret {
 
 // Checked, not trimmed: the value is used exactly as stored.
 const NON_EMPTY = 'must be a non-empty string';
-const nonEmpty = z.string({ error: NON_EMPTY }).regex(/\S/, NON_EMPTY);
+const nonEmpty = z.string({ error: NON_EMPTY }).check(z.regex(/\S/, NON_EMPTY));
 const PORT_PROBLEM = 'must be a port number';
-const port = z
-  .union([z.number(), z.string()], { error: PORT_PROBLEM })
-  .transform((v) => (typeof v === 'number' ? v : /^\d{1,5}$/.test(v) ? Number(v) : Number.NaN))
-  .pipe(z.number({ error: PORT_PROBLEM }).int(PORT_PROBLEM).min(1, PORT_PROBLEM).max(65535, PORT_PROBLEM));
+const port = z.pipe(
+  z.pipe(
+    z.union([z.number(), z.string()], { error: PORT_PROBLEM }),
+    z.transform((v: number | string) =>
+      typeof v === 'number' ? v : /^\d{1,5}$/.test(v) ? Number(v) : Number.NaN,
+    ),
+  ),
+  z.int({ error: PORT_PROBLEM }).check(z.minimum(1, PORT_PROBLEM), z.maximum(65535, PORT_PROBLEM)),
+);
 
 const databaseSecretSchema = z.looseObject({
   engine: nonEmpty,
   host: nonEmpty,
   username: nonEmpty,
-  password: z.string({ error: NON_EMPTY }).min(1, NON_EMPTY),
-  port: port.optional(),
-  dbname: z.string({ error: 'must be a string' }).optional(),
-  ssl: z.union([z.boolean(), z.string()], { error: 'must be true, false or absent' }).optional(),
-  tlsServerName: z
-    .string({ error: TLS_SERVER_NAME_PROBLEM })
-    .refine(isTlsServerName, TLS_SERVER_NAME_PROBLEM)
-    .optional(),
-  masterarn: nonEmpty.optional(),
-  ownerRole: nonEmpty.optional(),
+  password: z.string({ error: NON_EMPTY }).check(z.minLength(1, NON_EMPTY)),
+  port: z.optional(port),
+  dbname: z.optional(z.string({ error: 'must be a string' })),
+  ssl: z.optional(z.union([z.boolean(), z.string()], { error: 'must be true, false or absent' })),
+  tlsServerName: z.optional(
+    z.string({ error: TLS_SERVER_NAME_PROBLEM }).check(z.refine(isTlsServerName, TLS_SERVER_NAME_PROBLEM)),
+  ),
+  masterarn: z.optional(nonEmpty),
+  ownerRole: z.optional(nonEmpty),
 });
 
 /** A master secret may be RDS-managed: only username and password, the rest from the RDS API. */
-const masterSecretSchema = databaseSecretSchema.partial({ engine: true, host: true });
+const masterSecretSchema = z.partial(databaseSecretSchema, { engine: true, host: true });
 
 export type MasterSecret = z.infer<typeof masterSecretSchema>;
 
@@ -66,7 +70,7 @@ export function parseMasterSecret(text: string | undefined, what: string): Maste
   return parseWith(masterSecretSchema, text, what);
 }
 
-function parseWith<S extends z.ZodType>(schema: S, text: string | undefined, what: string): z.infer<S> {
+function parseWith<S extends z.ZodMiniType>(schema: S, text: string | undefined, what: string): z.infer<S> {
   if (text === undefined) throw new SecretFormatError(`Secret ${what} has no SecretString`);
   let raw: unknown;
   try {

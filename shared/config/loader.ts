@@ -4,10 +4,10 @@ import {
   type Parameter,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import type { z } from 'zod';
 import { ssmClient } from '../aws/ssm';
 import { ConfigError, type ConfigProblem } from '../errors';
 import { registerSecret } from '../log';
+import type * as z from '../validation';
 
 /** SSM's prefix for parameters that stand for a Secrets Manager secret. */
 export const SECRETS_MANAGER_REFERENCE = '/aws/reference/secretsmanager/';
@@ -22,7 +22,7 @@ export interface LoadedParameter {
   secret: boolean;
 }
 
-export interface ConfigLoaderOptions<S extends z.ZodType> {
+export interface ConfigLoaderOptions<S extends z.ZodMiniType> {
   /** The SSM path, e.g. `/log-export`; every parameter below it is loaded unless scopes are named. */
   path: string;
   /** Validates the tree built from the parameters' names relative to `path`. */
@@ -61,7 +61,7 @@ export function clearConfigCache(): void {
  * Every missing or malformed parameter is reported together in one ConfigError,
  * by full parameter name and without its value.
  */
-export class ConfigLoader<S extends z.ZodType> {
+export class ConfigLoader<S extends z.ZodMiniType> {
   readonly path: string;
   readonly #schema: S;
   readonly #ttlMs: number;

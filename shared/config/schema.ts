@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation';
 
 /**
  * Schema pieces for values that SSM stores as strings. They transform rather
@@ -7,19 +7,20 @@ import { z } from 'zod';
 
 /** An integer stored as a String parameter, within bounds. */
 export function integerString(min: number, max: number) {
-  return z
-    .string()
-    .regex(/^-?\d+$/, 'must be an integer')
-    .transform(Number)
-    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+  return z.pipe(
+    z.pipe(z.string().check(z.regex(/^-?\d+$/, 'must be an integer')), z.transform(Number)),
+    z.int().check(z.minimum(min, `must be at least ${min}`), z.maximum(max, `must be at most ${max}`)),
+  );
 }
 
 /** `true` / `false` stored as a String parameter. */
-export const booleanString = z
-  .enum(['true', 'false'], { message: 'must be true or false' })
-  .transform((v) => v === 'true');
+export const booleanString = z.pipe(
+  z.enum(['true', 'false'], { message: 'must be true or false' }),
+  z.transform((v) => v === 'true'),
+);
 
 /** A StringList parameter (already split by the loader); a plain String is accepted as a one-item list. */
-export const stringList = z
-  .union([z.array(z.string()), z.string()])
-  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean));
+export const stringList = z.pipe(
+  z.union([z.array(z.string()), z.string()]),
+  z.transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)),
+);

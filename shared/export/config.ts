@@ -1,9 +1,9 @@
-import { z } from 'zod';
 import type { MemberRole } from '../aws/assume-role';
 import { ConfigLoader, integerString, stringList } from '../config';
 import type { ConnectionTarget } from '../db/connect';
 import { isTlsServerName, TLS_SERVER_NAME_PROBLEM } from '../db/tls';
 import { ConfigError, EventError } from '../errors';
+import * as z from '../validation';
 import type { ExportRequest } from './event';
 import {
   CATALOG,
@@ -32,9 +32,9 @@ const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]
 const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 
 const customSchema = z.object({
-  query: z.string().min(1, 'must be a SELECT'),
-  'watermark-column': z.string().regex(COLUMN_NAME, 'must be a plain column name'),
-  'full-scan': z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+  query: z.string().check(z.minLength(1, 'must be a SELECT')),
+  'watermark-column': z.string().check(z.regex(COLUMN_NAME, 'must be a plain column name')),
+  'full-scan': z.optional(z.enum(['true', 'false'], { message: 'must be true or false' })),
 });
 
 const clusterSchema = z
@@ -42,110 +42,121 @@ const clusterSchema = z
     engine: z.enum(['mysql', 'mariadb', 'postgres', 'redshift'], {
       message: 'must be mysql, mariadb, postgres or redshift',
     }),
-    'secret-id': z.string().min(1).optional(),
-    host: z.string().min(1).optional(),
-    port: integerString(1, 65535).optional(),
-    database: z.string().optional(),
-    user: z.string().optional(),
-    password: z.string().optional(),
-    ssl: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
-    'tls-server-name': z.string().refine(isTlsServerName, TLS_SERVER_NAME_PROBLEM).optional(),
-    tables: stringList.optional(),
-    custom: z.record(z.string(), customSchema).optional(),
-    redact: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+    'secret-id': z.optional(z.string().check(z.minLength(1))),
+    host: z.optional(z.string().check(z.minLength(1))),
+    port: z.optional(integerString(1, 65535)),
+    database: z.optional(z.string()),
+    user: z.optional(z.string()),
+    password: z.optional(z.string()),
+    ssl: z.optional(z.enum(['true', 'false'], { message: 'must be true or false' })),
+    'tls-server-name': z.optional(z.string().check(z.refine(isTlsServerName, TLS_SERVER_NAME_PROBLEM))),
+    tables: z.optional(stringList),
+    custom: z.optional(z.record(z.string(), customSchema)),
+    redact: z.optional(z.enum(['true', 'false'], { message: 'must be true or false' })),
     // PostgreSQL csv log options (issue 5): validated here so that a typo fails loudly.
-    'csvlog-table': z.string().min(1).optional(),
-    'log-source': z.enum(['file_fdw', 'log_fdw'], { message: 'must be file_fdw or log_fdw' }).optional(),
+    'csvlog-table': z.optional(z.string().check(z.minLength(1))),
+    'log-source': z.optional(z.enum(['file_fdw', 'log_fdw'], { message: 'must be file_fdw or log_fdw' })),
     // A cluster in another account: its secret is read as this role there.
-    'role-arn': z
-      .string()
-      .regex(ROLE_ARN, 'must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)')
-      .optional(),
-    'external-id': z
-      .string()
-      .regex(EXTERNAL_ID, 'must be 2 to 1224 characters of letters, digits and +=,.@:/-_')
-      .optional(),
+    'role-arn': z.optional(
+      z
+        .string()
+        .check(z.regex(ROLE_ARN, 'must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)')),
+    ),
+    'external-id': z.optional(
+      z.string().check(z.regex(EXTERNAL_ID, 'must be 2 to 1224 characters of letters, digits and +=,.@:/-_')),
+    ),
   })
-  .superRefine((cluster, ctx) => {
-    if (cluster['secret-id'] && cluster['tls-server-name']) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tls-server-name'],
-        message: "goes with host/user/password; with secret-id, set the secret's tlsServerName",
-      });
-    }
-    if (cluster['role-arn'] && !cluster['secret-id']) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['role-arn'],
-        message: "goes with secret-id (the role reads the cluster's secret in its account)",
-      });
-    }
-    if (cluster['external-id'] && !cluster['role-arn']) {
-      ctx.addIssue({ code: 'custom', path: ['external-id'], message: 'goes with role-arn' });
-    }
-    if (!cluster['secret-id']) {
-      for (const key of ['host', 'user', 'password'] as const) {
-        if (!cluster[key])
-          ctx.addIssue({ code: 'custom', path: [key], message: 'missing (or set secret-id)' });
-      }
-    }
-    const family = ENGINE_FAMILY[cluster.engine];
-    for (const table of cluster.tables ?? []) {
-      if (table !== 'none' && !catalogTable(family, table)) {
+  .check(
+    z.superRefine((cluster, ctx) => {
+      if (cluster['secret-id'] && cluster['tls-server-name']) {
         ctx.addIssue({
           code: 'custom',
-          path: ['tables'],
-          message: `unknown ${family} catalog table "${table}"`,
+          path: ['tls-server-name'],
+          message: "goes with host/user/password; with secret-id, set the secret's tlsServerName",
         });
       }
-    }
-    for (const name of Object.keys(cluster.custom ?? {})) {
-      if (!CUSTOM_EXPORT_NAME.test(name) || CATALOG.some((t) => t.name === name)) {
+      if (cluster['role-arn'] && !cluster['secret-id']) {
         ctx.addIssue({
           code: 'custom',
-          path: ['custom', name],
-          message: 'custom export names are [a-z][a-z0-9_]* and distinct from catalog names',
+          path: ['role-arn'],
+          message: "goes with secret-id (the role reads the cluster's secret in its account)",
         });
       }
-    }
-  });
+      if (cluster['external-id'] && !cluster['role-arn']) {
+        ctx.addIssue({ code: 'custom', path: ['external-id'], message: 'goes with role-arn' });
+      }
+      if (!cluster['secret-id']) {
+        for (const key of ['host', 'user', 'password'] as const) {
+          if (!cluster[key])
+            ctx.addIssue({ code: 'custom', path: [key], message: 'missing (or set secret-id)' });
+        }
+      }
+      const family = ENGINE_FAMILY[cluster.engine];
+      for (const table of cluster.tables ?? []) {
+        if (table !== 'none' && !catalogTable(family, table)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tables'],
+            message: `unknown ${family} catalog table "${table}"`,
+          });
+        }
+      }
+      for (const name of Object.keys(cluster.custom ?? {})) {
+        if (!CUSTOM_EXPORT_NAME.test(name) || CATALOG.some((t) => t.name === name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['custom', name],
+            message: 'custom export names are [a-z][a-z0-9_]* and distinct from catalog names',
+          });
+        }
+      }
+    }),
+  );
 
 const configObject = z
   .object({
     global: z.strictObject({
-      destination: z.string().regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
-        message: 'must be s3://bucket/prefix or file:///absolute/dir',
-      }),
-      'enabled-clusters': stringList.optional(),
-      'window-minutes': integerString(1, 1440)
-        .refine((m) => 1440 % m === 0, 'must divide 1440')
-        .optional(),
-      'initial-lookback-hours': integerString(0, 24 * 366).optional(),
-      'lag-seconds': integerString(0, 86400).optional(),
-      'kms-key-id': z.string().min(1).optional(),
-      'fan-out': z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' }).optional(),
-      format: z.enum(OUTPUT_FORMATS, { message: 'must be jsonl.gz or parquet' }).optional(),
-      'read-timeout-seconds': integerString(1, 900).optional(),
+      destination: z.string().check(
+        z.regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
+          message: 'must be s3://bucket/prefix or file:///absolute/dir',
+        }),
+      ),
+      'enabled-clusters': z.optional(stringList),
+      'window-minutes': z.optional(
+        integerString(1, 1440).check(z.refine((m) => 1440 % m === 0, 'must divide 1440')),
+      ),
+      'initial-lookback-hours': z.optional(integerString(0, 24 * 366)),
+      'lag-seconds': z.optional(integerString(0, 86400)),
+      'kms-key-id': z.optional(z.string().check(z.minLength(1))),
+      'fan-out': z.optional(z.enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' })),
+      format: z.optional(z.enum(OUTPUT_FORMATS, { message: 'must be jsonl.gz or parquet' })),
+      'read-timeout-seconds': z.optional(integerString(1, 900)),
     }),
-    clusters: z.record(z.string().regex(CLUSTER_NAME, 'invalid cluster name'), clusterSchema).optional(),
+    clusters: z.optional(
+      z.record(z.string().check(z.regex(CLUSTER_NAME, 'invalid cluster name')), clusterSchema),
+    ),
   })
-  .superRefine((config, ctx) => {
-    // A run reads only the subtrees it needs, so clusters may be absent here: loadExportConfig checks that
-    // enabled clusters have parameters. Their names become SSM paths (clusters/<name>) and keys.
-    for (const name of config.global['enabled-clusters'] ?? []) {
-      if (!CLUSTER_NAME.test(name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['global', 'enabled-clusters'],
-          message: `"${name}" is not a valid cluster name`,
-        });
+  .check(
+    z.superRefine((config, ctx) => {
+      // A run reads only the subtrees it needs, so clusters may be absent here: loadExportConfig checks that
+      // enabled clusters have parameters. Their names become SSM paths (clusters/<name>) and keys.
+      for (const name of config.global['enabled-clusters'] ?? []) {
+        if (!CLUSTER_NAME.test(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['global', 'enabled-clusters'],
+            message: `"${name}" is not a valid cluster name`,
+          });
+        }
       }
-    }
-  });
+    }),
+  );
 
 // Without any global parameter, still name the one that is required.
-export const exportConfigSchema = z.preprocess((tree) => ({ global: {}, ...(tree as object) }), configObject);
+export const exportConfigSchema = z.pipe(
+  z.transform((tree) => ({ global: {}, ...(tree as object) })),
+  configObject,
+);
 
 export type RawExportConfig = z.infer<typeof configObject>;
 

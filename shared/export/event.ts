@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { EventError } from '../errors';
+import * as z from '../validation';
 import { dayOf, parseTimestamp } from './sources/time';
 
 /** A daily compaction (`{ "compact": { cluster?, table?, date? } }`). */
@@ -28,43 +28,52 @@ export type ExportRequest =
     }
   | CompactRequest;
 
-const timestamp = z.string().refine((s) => parseTimestamp(s) !== undefined, 'must be an ISO-8601 timestamp');
+const timestamp = z
+  .string()
+  .check(z.refine((s) => parseTimestamp(s) !== undefined, 'must be an ISO-8601 timestamp'));
 
 const manual = z
   .strictObject({
-    cluster: z.string().min(1),
-    tables: z.array(z.string().min(1)).min(1).optional(),
-    from: timestamp.optional(),
-    to: timestamp.optional(),
-    dryRun: z.boolean().optional(),
-    replace: z.boolean().optional(),
+    cluster: z.string().check(z.minLength(1)),
+    tables: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
+    from: z.optional(timestamp),
+    to: z.optional(timestamp),
+    dryRun: z.optional(z.boolean()),
+    replace: z.optional(z.boolean()),
   })
-  .superRefine((e, ctx) => {
-    if ((e.from === undefined) !== (e.to === undefined)) {
-      ctx.addIssue({ code: 'custom', path: [e.from ? 'to' : 'from'], message: 'from and to go together' });
-    } else if (e.from && e.to && (parseTimestamp(e.from) ?? 0) >= (parseTimestamp(e.to) ?? 0)) {
-      ctx.addIssue({ code: 'custom', path: ['from'], message: 'must be before to' });
-    }
-    if (e.from === undefined && (e.dryRun !== undefined || e.replace !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: [], message: 'dryRun and replace need from and to' });
-    }
-  });
+  .check(
+    z.superRefine((e, ctx) => {
+      if ((e.from === undefined) !== (e.to === undefined)) {
+        ctx.addIssue({ code: 'custom', path: [e.from ? 'to' : 'from'], message: 'from and to go together' });
+      } else if (e.from && e.to && (parseTimestamp(e.from) ?? 0) >= (parseTimestamp(e.to) ?? 0)) {
+        ctx.addIssue({ code: 'custom', path: ['from'], message: 'must be before to' });
+      }
+      if (e.from === undefined && (e.dryRun !== undefined || e.replace !== undefined)) {
+        ctx.addIssue({ code: 'custom', path: [], message: 'dryRun and replace need from and to' });
+      }
+    }),
+  );
 
 const compact = z.strictObject({
   compact: z
     .strictObject({
-      cluster: z.string().min(1).optional(),
-      table: z.string().min(1).optional(),
-      date: z
-        .string()
-        .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day, YYYY-MM-DD')
-        .refine(isCalendarDay, 'is not a calendar day')
-        .optional(),
+      cluster: z.optional(z.string().check(z.minLength(1))),
+      table: z.optional(z.string().check(z.minLength(1))),
+      date: z.optional(
+        z
+          .string()
+          .check(
+            z.regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day, YYYY-MM-DD'),
+            z.refine(isCalendarDay, 'is not a calendar day'),
+          ),
+      ),
     })
-    .refine((c) => c.table === undefined || c.cluster !== undefined, {
-      message: 'a table needs its cluster',
-      path: ['table'],
-    }),
+    .check(
+      z.refine((c) => c.table === undefined || c.cluster !== undefined, {
+        message: 'a table needs its cluster',
+        path: ['table'],
+      }),
+    ),
 });
 
 /** An EventBridge scheduled event (or any event EventBridge sends on a schedule rule). */

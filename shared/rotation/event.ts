@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { EventError } from '../errors';
 import { registerSecret } from '../log';
+import * as z from '../validation';
 
 export const ROTATION_STEPS = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const;
 export type RotationStep = (typeof ROTATION_STEPS)[number];
@@ -17,15 +17,17 @@ export interface RotationEvent {
 const printable = (min: number, max: number) =>
   z
     .string({ message: 'must be a string' })
-    .min(min, `must be at least ${min} characters`)
-    .max(max, `must be at most ${max} characters`)
-    .regex(/^[\x21-\x7e]*$/, 'must contain only printable characters without spaces');
+    .check(
+      z.minLength(min, `must be at least ${min} characters`),
+      z.maxLength(max, `must be at most ${max} characters`),
+      z.regex(/^[\x21-\x7e]*$/, 'must contain only printable characters without spaces'),
+    );
 
 const schema = z.looseObject({
   Step: z.enum(ROTATION_STEPS, { message: `must be one of ${ROTATION_STEPS.join(', ')}` }),
   SecretId: printable(1, 2048),
   ClientRequestToken: printable(32, 64),
-  RotationToken: printable(1, 4096).optional(),
+  RotationToken: z.optional(printable(1, 4096)),
 });
 
 /** True for an event that asks for an action (preflight) rather than a rotation step. */

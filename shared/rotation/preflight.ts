@@ -4,13 +4,13 @@ import {
   type DescribeSecretResponse,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
 import type { DatabaseLogin, RotationAdapter } from '../db/adapter';
 import { adapterFor } from '../db/adapters';
 import { tlsModeFrom } from '../db/tls';
 import { AuthenticationError, EventError, SecretFormatError } from '../errors';
 import { type Logger, scrubString } from '../log';
 import { type DatabaseSecret, parseDatabaseSecret } from '../secret';
+import * as z from '../validation';
 import { unqualified } from './health';
 import { resolveMasterLogin } from './master';
 import { fail, notRun, type PreflightCheck, pass, warn } from './preflight-check';
@@ -59,9 +59,11 @@ const requestSchema = z.strictObject({
   action: z.literal('preflight', { message: 'must be "preflight"' }),
   SecretId: z
     .string({ message: 'must be a string' })
-    .min(1, 'must not be empty')
-    .max(2048, 'must be at most 2048 characters')
-    .regex(/^[\x21-\x7e]*$/, 'must contain only printable characters without spaces'),
+    .check(
+      z.minLength(1, 'must not be empty'),
+      z.maxLength(2048, 'must be at most 2048 characters'),
+      z.regex(/^[\x21-\x7e]*$/, 'must contain only printable characters without spaces'),
+    ),
 });
 
 export function parsePreflightRequest(event: unknown): PreflightRequest {

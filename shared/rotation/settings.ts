@@ -1,8 +1,8 @@
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { z } from 'zod';
 import { booleanString, integerString } from '../config/schema';
 import { ConfigError, type ConfigProblem } from '../errors';
 import { lazy } from '../lazy';
+import * as z from '../validation';
 
 /** How new passwords are generated (GetRandomPassword's parameters). */
 export interface PasswordPolicy {
@@ -18,13 +18,13 @@ export interface PasswordPolicy {
 
 // Names as the official rotation functions use them, in SSM and in the environment alike.
 const schema = z.strictObject({
-  PASSWORD_LENGTH: integerString(8, 4096).optional(),
-  EXCLUDE_CHARACTERS: z.string().optional(),
-  EXCLUDE_NUMBERS: booleanString.optional(),
-  EXCLUDE_PUNCTUATION: booleanString.optional(),
-  EXCLUDE_UPPERCASE: booleanString.optional(),
-  EXCLUDE_LOWERCASE: booleanString.optional(),
-  REQUIRE_EACH_INCLUDED_TYPE: booleanString.optional(),
+  PASSWORD_LENGTH: z.optional(integerString(8, 4096)),
+  EXCLUDE_CHARACTERS: z.optional(z.string()),
+  EXCLUDE_NUMBERS: z.optional(booleanString),
+  EXCLUDE_PUNCTUATION: z.optional(booleanString),
+  EXCLUDE_UPPERCASE: z.optional(booleanString),
+  EXCLUDE_LOWERCASE: z.optional(booleanString),
+  REQUIRE_EACH_INCLUDED_TYPE: z.optional(booleanString),
 });
 
 type Settings = z.infer<typeof schema>;

@@ -23,7 +23,7 @@ function recordingSsm(): { ssm: SSMClient; paths: string[] } {
 const schema = z.object({
   global: z.object({ destination: z.string() }).optional(),
   clusters: z
-    .record(z.string(), z.object({ engine: z.string(), port: integerString(1, 65535).optional() }))
+    .record(z.string(), z.object({ engine: z.string(), port: z.optional(integerString(1, 65535)) }))
     .optional(),
 });
 
