@@ -8,14 +8,14 @@
  *    Node process, the runs of all bundles interleaved so that a busy spell of the
  *    machine falls on all of them. Goals: rotate <= 1.0x its essentials, export <= 1.1x.
  * 2. Source maps: load, and a failing invocation whose stack is read (as Lambda's
- *    runtime does), with and without --enable-source-maps, with the map as built
- *    and without its sourcesContent.
+ *    runtime does), with and without --enable-source-maps, with the map as deployed
+ *    (names and positions) and with the sources in it.
  * 3. First invocation vs warm (against the local stack: moto, PostgreSQL, MariaDB):
  *    one fresh container per case, which runs the same work several times; the
  *    first run of each rotation step against the median of the later ones.
  */
 import { execFile, fork } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -96,16 +96,14 @@ async function main(): Promise<void> {
         ),
       );
     }
-    // The same bundles with a source map that holds no sources (names and positions only).
+    // The same bundles with the sources inside their source map, as before they left it.
     for (const fn of ['rotate', 'export'] as const) {
-      const file = bundles.get(fn) as string;
-      const copy = join(work, 'no-sources', `${fn}.cjs`);
-      mkdirSync(join(work, 'no-sources'), { recursive: true });
-      copyFileSync(file, copy);
-      const map = JSON.parse(readFileSync(`${file}.map`, 'utf8')) as { sourcesContent?: unknown };
-      delete map.sourcesContent;
-      writeFileSync(`${copy}.map`, JSON.stringify(map));
-      bundles.set(`${fn} no-sources`, copy);
+      bundles.set(
+        `${fn} with-sources`,
+        await bundleAsDeployed({ path: `functions/${fn}.ts` }, join(work, `with-sources/${fn}.cjs`), {
+          sourcesContent: true,
+        }),
+      );
     }
 
     // 1 and 2: every measurement is one fresh process; rounds interleave all of them.
@@ -126,8 +124,8 @@ async function main(): Promise<void> {
       probes.push({ key: `${fn} error`, file: bundles.get(fn) as string, fn, args: [], fail: true });
       probes.push({ key: `${fn} maps`, file: bundles.get(fn) as string, fn, args: [maps], fail: true });
       probes.push({
-        key: `${fn} no-sources`,
-        file: bundles.get(`${fn} no-sources`) as string,
+        key: `${fn} with-sources`,
+        file: bundles.get(`${fn} with-sources`) as string,
         fn,
         args: [maps],
         fail: true,
@@ -173,24 +171,24 @@ async function main(): Promise<void> {
       (['rotate', 'export'] as const).flatMap((fn) => [
         [
           fn,
-          'no --enable-source-maps',
+          'no --enable-source-maps (deployed)',
           kb(`${bundles.get(fn)}.map`),
           loadOf(`${fn} error`).toFixed(1),
           errorOf(`${fn} error`).toFixed(1),
         ],
         [
           fn,
-          '--enable-source-maps',
+          '--enable-source-maps, map as deployed',
           kb(`${bundles.get(fn)}.map`),
           loadOf(`${fn} maps`).toFixed(1),
           errorOf(`${fn} maps`).toFixed(1),
         ],
         [
           fn,
-          '--enable-source-maps, no sourcesContent',
-          kb(`${bundles.get(`${fn} no-sources`)}.map`),
-          loadOf(`${fn} no-sources`).toFixed(1),
-          errorOf(`${fn} no-sources`).toFixed(1),
+          '--enable-source-maps, map with sourcesContent',
+          kb(`${bundles.get(`${fn} with-sources`)}.map`),
+          loadOf(`${fn} with-sources`).toFixed(1),
+          errorOf(`${fn} with-sources`).toFixed(1),
         ],
       ]),
     );
