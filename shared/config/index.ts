@@ -1,7 +1,9 @@
 export {
   ConfigLoader,
   type ConfigLoaderOptions,
+  type ConfigCache,
   clearConfigCache,
+  createConfigCache,
   type LoadedParameter,
   loadParameters,
   SECRETS_MANAGER_REFERENCE,
