@@ -529,8 +529,8 @@ async function* maskRows(
 
 /**
  * Streams one window's bytes (from `open`) through the format's compressor, if
- * any, into the sink; nothing is written for an empty window. When the object
- * exists already, `skip` passes over the window's rows instead.
+ * any, into the sink; nothing is written for an empty window. When a backfill
+ * finds the object there already, `skip` passes over the window's rows instead.
  */
 async function writeWindow(
   ctx: TableExportContext,
@@ -540,7 +540,9 @@ async function writeWindow(
   open: (counter: RowCounter) => Promise<AsyncIterable<Uint8Array | string>>,
   skip?: () => Promise<void>,
 ): Promise<WindowResult> {
-  if (!replace && (await ctx.sink.exists(key))) {
+  // An incremental run writes conditionally and learns from the write that the object exists (after a crash
+  // between an object and its commit); a backfill, where existing objects are the rule, asks first.
+  if (!replace && ctx.mode.kind === 'backfill' && (await ctx.sink.exists(key))) {
     await skip?.();
     return { outcome: 'exists', rows: 0 };
   }
