@@ -14,7 +14,7 @@ import {
   resolveConfig,
   runningOnLambda,
 } from './config';
-import { CredentialSource } from './credentials';
+import { CredentialSource, DEFAULT_SECRET_CACHE_MS } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
 import { type ClusterInvoker, lambdaInvoker } from './plan/fan-out';
@@ -69,7 +69,11 @@ export function defaultExportRuntime(): ExportRuntime {
     dynamo: dynamoDbClient,
     s3: s3Client,
     // Clusters in other accounts read their secret as a role there (clusters/<name>/role-arn).
-    credentials: new CredentialSource(new SecretsManagerClients({ own: secretsManagerClient })),
+    credentials: new CredentialSource(
+      new SecretsManagerClients({ own: secretsManagerClient }),
+      Date.now,
+      Number(process.env.EXPORT_SECRET_CACHE_TTL_SECONDS ?? DEFAULT_SECRET_CACHE_MS / 1000) * 1000,
+    ),
     invoker: lambdaInvoker(lambdaClient),
     openers: SESSION_OPENERS,
     logger: createLogger('log-export'),
