@@ -1,5 +1,6 @@
 /**
- * Fleet benchmark (npm run bench:fleet -- --clusters 200 [--concurrency 20] [--interval 300]).
+ * Fleet benchmark (npm run bench:fleet -- --clusters 200 [--concurrency 20]
+ * [--interval 300] [--steady-runs 1] [--ttl 900]).
  *
  * Starts the local stack (moto, MariaDB, PostgreSQL), configures that many
  * clusters in SSM (engines alternating; each a database or schema of its own
@@ -12,9 +13,10 @@
  * - queued invocations run in-process on simulated containers, at most
  *   `--concurrency` at once (reserved concurrency): a container is created
  *   only when no warm one is idle, and keeps its own runtime (configuration
- *   cache, secret cache) between invocations, as a warm Lambda does.
- * Run 1 is cold (new containers). Rows are added, and run 2 is the steady
- * state on the same, warm containers, `--interval` seconds later by the
+ *   cache, secret cache, both with a lifetime of `--ttl` seconds) between
+ *   invocations, as a warm Lambda does.
+ * Run 1 is cold (new containers). Rows are added, and each further run is a
+ * steady state on the same, warm containers, `--interval` seconds later by the
  * runtime's clock (the caches' and leases' time; the databases' clock is real,
  * so the bench waits for the next one-minute window to close).
  *
@@ -53,11 +55,16 @@ const { values: args } = parseArgs({
     clusters: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '20' },
     interval: { type: 'string', default: '300' },
+    'steady-runs': { type: 'string', default: '1' },
+    // The deployment's exportCacheTtlSeconds (serverless.yml), unless the environment says otherwise.
+    ttl: { type: 'string', default: process.env.CONFIG_CACHE_TTL_SECONDS ?? '900' },
   },
 });
 const CLUSTERS = Number(args.clusters);
 const CONCURRENCY = Number(args.concurrency);
 const INTERVAL_S = Number(args.interval);
+const STEADY_RUNS = Number(args['steady-runs']);
+const TTL_S = Number(args.ttl);
 const FUNCTION_NAME = 'log-export-bench-export';
 const CONFIG_PATH = '/fleet-bench';
 const WATERMARK_TABLE = 'fleet-bench-watermarks';
@@ -359,12 +366,13 @@ try {
         schema: exportConfigSchema,
         ssm,
         now: clock,
+        ttlSeconds: TTL_S,
         cache: createConfigCache(),
       }),
       watermarkTable: WATERMARK_TABLE,
       dynamo: () => dynamo,
       s3: () => s3,
-      credentials: new CredentialSource(secrets, clock),
+      credentials: new CredentialSource(secrets, clock, TTL_S * 1000),
       invoker: lambdaInvoker(() => lambda),
       openers,
       metrics: undefined,
@@ -394,10 +402,13 @@ try {
   const setupSeconds = (performance.now() - started) / 1000;
 
   const runs: RunStats[] = [];
+  /** When each run started, by the runtime's clock. */
+  const runStarts: number[] = [];
   const run = async (index: number) => {
     current = new RunStats();
     const sampler = sampleWhileRunning(current);
     const runStarted = performance.now();
+    runStarts.push(clock());
     pool.run = index;
     pool.submit(SCHEDULED);
     await pool.drained();
@@ -411,13 +422,15 @@ try {
   await sleepUntil(boundary + 1_000);
   const run1At = Date.now();
   await run(1);
-  // Activity between the runs: rows stamped with each database's clock.
-  await insertRows(clusters);
-  const lastInsert = Date.now();
-  await sleepUntil(Math.ceil(lastInsert / MINUTE_MS) * MINUTE_MS + 1_000);
-  offsetMs = Math.max(0, run1At + INTERVAL_S * 1000 - Date.now());
-  const simulatedInterval = (Date.now() + offsetMs - run1At) / 1000;
-  await run(2);
+  for (let index = 2; index <= 1 + STEADY_RUNS; index++) {
+    // Activity between the runs: rows stamped with each database's clock; then their window closes.
+    await insertRows(clusters);
+    await sleepUntil(Math.ceil(Date.now() / MINUTE_MS) * MINUTE_MS + 1_000);
+    // By the runtime's clock, each run starts --interval seconds after the one before.
+    offsetMs = Math.max(offsetMs, run1At + (index - 1) * INTERVAL_S * 1000 - Date.now());
+    await run(index);
+  }
+  const simulatedInterval = ((runStarts.at(-1) ?? run1At) - run1At) / 1000 / Math.max(1, STEADY_RUNS);
 
   const verification = await verify();
   await my.end();
@@ -591,7 +604,6 @@ function report(
   setupSeconds: number,
   simulatedInterval: number,
 ) {
-  const [cold, warm] = runs as [RunStats, RunStats];
   const perCluster = (n: number) => (n / CLUSTERS).toFixed(2);
   const clusterInvocations = (r: RunStats) => r.invocations.filter((i) => i.event !== 'scheduled');
   const tables = (r: RunStats) =>
@@ -618,69 +630,54 @@ function report(
     values[Math.min(values.length - 1, Math.floor(p * values.length))] ?? 0;
   const total = (r: RunStats, prefix = '') =>
     [...r.calls].filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0);
+  const label = (index: number) => (index === 0 ? 'run 1 (cold)' : `run ${index + 1} (steady)`);
+  /** One row: a figure per run. */
+  const perRun = (figure: (r: RunStats) => string | number) =>
+    Object.fromEntries(runs.map((r, index) => [label(index), figure(r)]));
 
   const summary: Record<string, Record<string, string | number>> = {
-    'wall time, s': { cold: (cold.wallMs / 1000).toFixed(1), steady: (warm.wallMs / 1000).toFixed(1) },
-    'invocations (1 scheduled + clusters)': {
-      cold: cold.invocations.length,
-      steady: warm.invocations.length,
-    },
-    'containers started (cold starts)': { cold: cold.containersCreated, steady: warm.containersCreated },
-    'cluster invocation ms p50 / p95': {
-      cold: `${pct(durations(cold), 0.5).toFixed(0)} / ${pct(durations(cold), 0.95).toFixed(0)}`,
-      steady: `${pct(durations(warm), 0.5).toFixed(0)} / ${pct(durations(warm), 0.95).toFixed(0)}`,
-    },
-    'cluster invocation ms mean': {
-      cold: (durations(cold).reduce((a, b) => a + b, 0) / CLUSTERS).toFixed(0),
-      steady: (durations(warm).reduce((a, b) => a + b, 0) / CLUSTERS).toFixed(0),
-    },
-    'windows / objects written / rows': {
-      cold: `${sum(cold, (t) => t.windows)} / ${sum(cold, (t) => t.objectsWritten)} / ${sum(cold, (t) => t.rows)}`,
-      steady: `${sum(warm, (t) => t.windows)} / ${sum(warm, (t) => t.objectsWritten)} / ${sum(warm, (t) => t.rows)}`,
-    },
-    'clusters or tables failed': { cold: errors(cold), steady: errors(warm) },
-    'cluster invocations reading SSM': { cold: share(cold, 'SSM'), steady: share(warm, 'SSM') },
-    'cluster invocations reading a secret': {
-      cold: share(cold, 'Secrets Manager'),
-      steady: share(warm, 'Secrets Manager'),
-    },
-    'peak sessions MariaDB: opened / server': {
-      cold: `${cold.sessions.peak.mysql} / ${cold.serverPeak.mariadb}`,
-      steady: `${warm.sessions.peak.mysql} / ${warm.serverPeak.mariadb}`,
-    },
-    'peak sessions PostgreSQL: opened / server': {
-      cold: `${cold.sessions.peak.postgres} / ${cold.serverPeak.postgres}`,
-      steady: `${warm.sessions.peak.postgres} / ${warm.serverPeak.postgres}`,
-    },
-    'peak RSS of the process, MB': {
-      cold: (cold.peakRss / 2 ** 20).toFixed(0),
-      steady: (warm.peakRss / 2 ** 20).toFixed(0),
-    },
+    'wall time, s': perRun((r) => (r.wallMs / 1000).toFixed(1)),
+    'invocations (1 scheduled + clusters)': perRun((r) => r.invocations.length),
+    'containers started (cold starts)': perRun((r) => r.containersCreated),
+    'cluster invocation ms p50 / p95': perRun(
+      (r) => `${pct(durations(r), 0.5).toFixed(0)} / ${pct(durations(r), 0.95).toFixed(0)}`,
+    ),
+    'cluster invocation ms mean': perRun((r) =>
+      (durations(r).reduce((a, b) => a + b, 0) / CLUSTERS).toFixed(0),
+    ),
+    'windows / objects written / rows': perRun(
+      (r) => `${sum(r, (t) => t.windows)} / ${sum(r, (t) => t.objectsWritten)} / ${sum(r, (t) => t.rows)}`,
+    ),
+    'clusters or tables failed': perRun(errors),
+    'cluster invocations reading SSM': perRun((r) => share(r, 'SSM')),
+    'cluster invocations reading a secret': perRun((r) => share(r, 'Secrets Manager')),
+    'peak sessions MariaDB: opened / server': perRun(
+      (r) => `${r.sessions.peak.mysql} / ${r.serverPeak.mariadb}`,
+    ),
+    'peak sessions PostgreSQL: opened / server': perRun(
+      (r) => `${r.sessions.peak.postgres} / ${r.serverPeak.postgres}`,
+    ),
+    'peak RSS of the process, MB': perRun((r) => (r.peakRss / 2 ** 20).toFixed(0)),
   };
-  const operations = [...new Set([...cold.calls.keys(), ...warm.calls.keys()])].sort();
+  const operations = [...new Set(runs.flatMap((r) => [...r.calls.keys()]))].sort();
+  const callRow = (count: (r: RunStats) => number) =>
+    Object.fromEntries(
+      runs.flatMap((r, index) => [
+        [label(index), count(r)],
+        [`${label(index)} / cluster`, perCluster(count(r))],
+      ]),
+    );
   const calls: Record<string, Record<string, string | number>> = {};
-  for (const op of operations) {
-    calls[op] = {
-      cold: cold.calls.get(op) ?? 0,
-      'cold / cluster': perCluster(cold.calls.get(op) ?? 0),
-      steady: warm.calls.get(op) ?? 0,
-      'steady / cluster': perCluster(warm.calls.get(op) ?? 0),
-    };
-  }
+  for (const op of operations) calls[op] = callRow((r) => r.calls.get(op) ?? 0);
   for (const service of ['SSM', 'Secrets Manager', 'DynamoDB', 'S3', 'Lambda', '']) {
-    calls[service ? `${service}, all` : 'ALL AWS'] = {
-      cold: total(cold, service),
-      'cold / cluster': perCluster(total(cold, service)),
-      steady: total(warm, service),
-      'steady / cluster': perCluster(total(warm, service)),
-    };
+    calls[service ? `${service}, all` : 'ALL AWS'] = callRow((r) => total(r, service));
   }
   console.log(
     `\nFleet benchmark: ${CLUSTERS} clusters (${Math.ceil(CLUSTERS / 2)} MariaDB, ${Math.floor(CLUSTERS / 2)} PostgreSQL), ` +
-      `one custom export each, reserved concurrency ${CONCURRENCY}, ${simulatedInterval.toFixed(0)} s between the runs by the runtime's clock ` +
-      `(config cache TTL ${process.env.CONFIG_CACHE_TTL_SECONDS ?? 'default'}), one-minute windows, setup ${setupSeconds.toFixed(0)} s\n`,
+      `one custom export each, reserved concurrency ${CONCURRENCY}, runs ${simulatedInterval.toFixed(0)} s apart by the runtime's clock, ` +
+      `configuration and secret cache TTL ${TTL_S} s, one-minute windows, setup ${setupSeconds.toFixed(0)} s\n`,
   );
-  console.log('Runs: cold = run 1 (new containers), steady = run 2 (the same containers, warm)');
+  console.log('Run 1 starts new containers (cold); later runs reuse them (warm)');
   console.table(summary);
   console.log('AWS requests by service and operation (every HTTP request, retries included)');
   console.table(calls);
