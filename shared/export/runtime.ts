@@ -19,7 +19,7 @@ import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
 import { type ClusterInvoker, lambdaInvoker } from './plan/fan-out';
 import { WatermarkStore } from './plan/watermark-store';
-import { publishExportMetrics } from './run-metrics';
+import { publishExportMetrics, type TableMetrics, tableMetricsSetting } from './run-metrics';
 import { sinkFor } from './sinks';
 import type { EngineFamily } from './sources/catalog';
 import { MysqlSession } from './sources/mysql/session';
@@ -41,6 +41,8 @@ export interface ExportRuntime {
   metrics?: Metrics;
   /** A table lags when its watermark is more than this many windows (plus its lag) behind. */
   lagAlarmWindows?: number;
+  /** Metrics per (Cluster, Table): each is a custom metric billed per month (default all). */
+  tableMetrics?: TableMetrics;
   safetyMarginMs: number;
   concurrency: number;
   /** Time budget of a run outside Lambda, where no context tells the deadline. */
@@ -82,6 +84,7 @@ export function defaultExportRuntime(): ExportRuntime {
       serviceName: 'log-export',
     }),
     lagAlarmWindows: Number(process.env.EXPORT_LAG_ALARM_WINDOWS ?? 4),
+    tableMetrics: tableMetricsSetting(process.env.EXPORT_TABLE_METRICS),
     safetyMarginMs: Number(process.env.EXPORT_SAFETY_MARGIN_SECONDS ?? 60) * 1000,
     concurrency: Number(process.env.EXPORT_CONCURRENCY ?? 4),
     localBudgetMs: 14 * 60_000,
@@ -153,6 +156,7 @@ export async function executeExport(
       windowMinutes: config.windowMinutes,
       lagSeconds: config.lagSeconds,
       alarmWindows: runtime.lagAlarmWindows,
+      tableMetrics: runtime.tableMetrics,
       now: runtime.now(),
     });
   }

@@ -176,6 +176,7 @@ describe('the packaged CloudFormation template', () => {
       // Longer than the five-minute schedule, so that warm containers reuse what they read.
       CONFIG_CACHE_TTL_SECONDS: '900',
       EXPORT_SECRET_CACHE_TTL_SECONDS: '900',
+      EXPORT_TABLE_METRICS: 'all',
     });
     expect(resource(template, 'ExportLambdaFunction').DependsOn).toContain('WatermarkTable');
   });
