@@ -39,6 +39,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { makeHandler } from '../functions/export';
+import { SecretsManagerClients } from '../shared/aws/assume-role';
 import { ConfigLoader, createConfigCache } from '../shared/config';
 import { exportConfigSchema } from '../shared/export/config';
 import { CredentialSource } from '../shared/export/credentials';
@@ -372,7 +373,11 @@ try {
       watermarkTable: WATERMARK_TABLE,
       dynamo: () => dynamo,
       s3: () => s3,
-      credentials: new CredentialSource(secrets, clock, TTL_S * 1000),
+      credentials: new CredentialSource(
+        new SecretsManagerClients({ own: () => secrets }),
+        clock,
+        TTL_S * 1000,
+      ),
       invoker: lambdaInvoker(() => lambda),
       openers,
       metrics: undefined,
