@@ -1,7 +1,7 @@
 export {
+  type ConfigCache,
   ConfigLoader,
   type ConfigLoaderOptions,
-  type ConfigCache,
   clearConfigCache,
   createConfigCache,
   type LoadedParameter,
