@@ -1,7 +1,9 @@
 export {
+  type ConfigCache,
   ConfigLoader,
   type ConfigLoaderOptions,
   clearConfigCache,
+  createConfigCache,
   type LoadedParameter,
   loadParameters,
   SECRETS_MANAGER_REFERENCE,

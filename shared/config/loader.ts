@@ -34,6 +34,12 @@ export interface ConfigLoaderOptions<S extends z.ZodMiniType> {
   ssm?: SSMClient;
   /** Clock in epoch milliseconds, for tests. */
   now?: () => number;
+  /**
+   * Where reads are cached. Default: the container's cache, shared by every
+   * loader; a benchmark that simulates several containers in one process
+   * gives each its own (`createConfigCache()`).
+   */
+  cache?: ConfigCache;
 }
 
 interface CacheEntry {
@@ -41,13 +47,20 @@ interface CacheEntry {
   parameters: Promise<LoadedParameter[]>;
 }
 
+/** Cached reads by path (or subtree) and decryption flag. */
+export type ConfigCache = Map<string, CacheEntry>;
+
+export function createConfigCache(): ConfigCache {
+  return new Map();
+}
+
 // Per container, shared by every loader: warm invocations reuse it. The key holds
 // the decryption flag so that ciphertext and plaintext never answer for each other.
-const cache = new Map<string, CacheEntry>();
+const containerCache = createConfigCache();
 
-/** Forgets every cached read (tests, or a caller that rotated everything). */
+/** Forgets every cached read of the container's cache (tests, or a caller that rotated everything). */
 export function clearConfigCache(): void {
-  cache.clear();
+  containerCache.clear();
 }
 
 /**
@@ -68,6 +81,7 @@ export class ConfigLoader<S extends z.ZodMiniType> {
   readonly #decrypt: boolean;
   readonly #ssm: SSMClient;
   readonly #now: () => number;
+  readonly #cache: ConfigCache;
 
   constructor(options: ConfigLoaderOptions<S>) {
     this.path = normalisePath(options.path);
@@ -82,6 +96,7 @@ export class ConfigLoader<S extends z.ZodMiniType> {
     this.#decrypt = options.decrypt ?? true;
     this.#ssm = options.ssm ?? ssmClient();
     this.#now = options.now ?? Date.now;
+    this.#cache = options.cache ?? containerCache;
   }
 
   /**
@@ -124,6 +139,7 @@ export class ConfigLoader<S extends z.ZodMiniType> {
 
   #load(path: string, force: boolean): Promise<LoadedParameter[]> {
     const key = `${path}\u0000decrypt=${this.#decrypt}`;
+    const cache = this.#cache;
     const entry = cache.get(key);
     if (!force && entry && entry.expiresAt > this.#now()) return entry.parameters;
     // Concurrent callers share this one promise; a failed read is not cached.

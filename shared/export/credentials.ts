@@ -7,7 +7,8 @@ import { type Logger, registerSecret } from '../log';
 import type { Credentials } from './config';
 
 const DEFAULT_PORT = { mysql: 3306, postgres: 5432, redshift: 5439 } as const;
-const CACHE_MS = 5 * 60_000;
+/** How long a secret value read is reused, unless a login with it is refused first. */
+export const DEFAULT_SECRET_CACHE_MS = 5 * 60_000;
 
 interface CachedTarget {
   target: ConnectionTarget;
@@ -23,8 +24,10 @@ interface SecretRef {
 /**
  * Database credentials for the exporter: from the cluster's parameters, or from
  * the Secrets Manager secret that the rotation function rotates. Secret values are
- * cached per container; a refused login with the cached AWSCURRENT (a rotation in
- * progress) re-reads AWSCURRENT, then tries AWSPENDING, before giving up. A secret in
+ * cached per container for `ttlMs` from the read (logins do not extend it, so a
+ * secret pointed elsewhere is followed in time even while the old login works);
+ * a refused login with the cached AWSCURRENT (a rotation in progress) re-reads
+ * AWSCURRENT, then tries AWSPENDING, before giving up. A secret in
  * another account is read with the client `secretsManager` gives for the cluster's role.
  */
 export class CredentialSource {
@@ -33,6 +36,7 @@ export class CredentialSource {
   constructor(
     private readonly secretsManager: SecretsManagerClients,
     private readonly now: () => number = Date.now,
+    private readonly ttlMs: number = DEFAULT_SECRET_CACHE_MS,
   ) {}
 
   /** Opens a session with the cluster's credentials, retrying through the secret's stages on a refused login. */
@@ -52,9 +56,9 @@ export class CredentialSource {
     const cached = this.#cache.get(cacheKey(secret));
     const first =
       cached && cached.expiresAt > this.now()
-        ? cached.target
-        : await this.#read(secret, 'AWSCURRENT', family);
-    const tried = [first.password];
+        ? cached
+        : { target: await this.#read(secret, 'AWSCURRENT', family), expiresAt: this.now() + this.ttlMs };
+    const tried = [first.target.password];
     try {
       return await this.#connectAndRemember(secret, first, connect);
     } catch (error) {
@@ -66,7 +70,11 @@ export class CredentialSource {
         tried.push(target.password);
         logger.warn('Login refused; retrying with another version of the secret', { secretId, stage });
         try {
-          return await this.#connectAndRemember(secret, target, connect);
+          return await this.#connectAndRemember(
+            secret,
+            { target, expiresAt: this.now() + this.ttlMs },
+            connect,
+          );
         } catch (retryError) {
           if (!(retryError instanceof AuthenticationError)) throw retryError;
           lastError = retryError;
@@ -79,11 +87,11 @@ export class CredentialSource {
 
   async #connectAndRemember<T>(
     secret: SecretRef,
-    target: ConnectionTarget,
+    entry: CachedTarget,
     connect: (target: ConnectionTarget) => Promise<T>,
   ): Promise<T> {
-    const session = await connect(target);
-    this.#cache.set(cacheKey(secret), { target, expiresAt: this.now() + CACHE_MS });
+    const session = await connect(entry.target);
+    this.#cache.set(cacheKey(secret), entry);
     return session;
   }
 

@@ -1,5 +1,22 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { ConfigError } from '../errors';
 import type { ExportSummary } from './exporter';
+
+/**
+ * Which metrics a run emits per (Cluster, Table), each a CloudWatch custom metric
+ * billed per month: `all` five, `lag` ExportLagSeconds alone (the dashboard's lag
+ * graph), `none` only the run's (what the alarms watch).
+ */
+export type TableMetrics = 'all' | 'lag' | 'none';
+
+/** `EXPORT_TABLE_METRICS`: `all` unless set; anything else is refused. */
+export function tableMetricsSetting(value: string | undefined): TableMetrics {
+  if (value === undefined || value === '') return 'all';
+  if (value === 'all' || value === 'lag' || value === 'none') return value;
+  throw new ConfigError('Invalid metrics setting', [
+    { parameter: 'EXPORT_TABLE_METRICS', problem: 'must be all, lag or none' },
+  ]);
+}
 
 export interface ExportMetricsOptions {
   /** The window grid length. */
@@ -9,6 +26,8 @@ export interface ExportMetricsOptions {
   /** The safety lag every table waits for (the configured override, else a minute). */
   lagSeconds?: number;
   now: number;
+  /** Default `all`. */
+  tableMetrics?: TableMetrics;
 }
 
 /** The freshness limit of one table: `alarmWindows` windows plus its safety lag. */
@@ -17,8 +36,8 @@ export function lagLimitSeconds(options: ExportMetricsOptions): number {
 }
 
 /**
- * EMF metrics of one run. Per (Cluster, Table): ExportLagSeconds (now minus the
- * watermark), RowsExported, BytesExported, ObjectsWritten and WindowsLeft. For the
+ * EMF metrics of one run. Per (Cluster, Table), as `tableMetrics` says: ExportLagSeconds
+ * (now minus the watermark), RowsExported, BytesExported, ObjectsWritten and WindowsLeft. For the
  * run (dimension service only): TablesExported (the heartbeat whose absence means
  * the exporter stopped), LaggingTables (tables behind their freshness limit) and
  * ExportTableErrors; the alarms watch these three. Backfills and dry runs report
@@ -30,6 +49,7 @@ export function publishExportMetrics(
   options: ExportMetricsOptions,
 ): void {
   const limit = lagLimitSeconds(options);
+  const perTableMetrics = options.tableMetrics ?? 'all';
   let tables = 0;
   let lagging = 0;
   let errors = 0;
@@ -47,9 +67,10 @@ export function publishExportMetrics(
       };
       if (incremental && t.watermark) {
         const lag = Math.max(0, Math.round((options.now - Date.parse(t.watermark)) / 1000));
-        perTable('ExportLagSeconds', MetricUnit.Seconds, lag);
+        if (perTableMetrics !== 'none') perTable('ExportLagSeconds', MetricUnit.Seconds, lag);
         if (lag > limit) lagging += 1;
       }
+      if (perTableMetrics !== 'all') continue;
       perTable('RowsExported', MetricUnit.Count, t.rows);
       perTable('BytesExported', MetricUnit.Bytes, t.bytes ?? 0);
       perTable('ObjectsWritten', MetricUnit.Count, t.objectsWritten);

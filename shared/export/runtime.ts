@@ -15,12 +15,12 @@ import {
   resolveConfig,
   runningOnLambda,
 } from './config';
-import { CredentialSource } from './credentials';
+import { CredentialSource, DEFAULT_SECRET_CACHE_MS } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
 import { type ClusterInvoker, lambdaInvoker } from './plan/fan-out';
 import { WatermarkStore } from './plan/watermark-store';
-import { publishExportMetrics } from './run-metrics';
+import { publishExportMetrics, type TableMetrics, tableMetricsSetting } from './run-metrics';
 import { sinkFor } from './sinks';
 import type { EngineFamily } from './sources/catalog';
 
@@ -44,6 +44,8 @@ export interface ExportRuntime {
   metrics?: Metrics;
   /** A table lags when its watermark is more than this many windows (plus its lag) behind. */
   lagAlarmWindows?: number;
+  /** Metrics per (Cluster, Table): each is a custom metric billed per month (default all). */
+  tableMetrics?: TableMetrics;
   safetyMarginMs: number;
   concurrency: number;
   /** Time budget of a run outside Lambda, where no context tells the deadline. */
@@ -72,7 +74,11 @@ export function defaultExportRuntime(): ExportRuntime {
     dynamo: dynamoDbClient,
     s3: s3Client,
     // Clusters in other accounts read their secret as a role there (clusters/<name>/role-arn).
-    credentials: new CredentialSource(new SecretsManagerClients({ own: secretsManagerClient })),
+    credentials: new CredentialSource(
+      new SecretsManagerClients({ own: secretsManagerClient }),
+      Date.now,
+      Number(process.env.EXPORT_SECRET_CACHE_TTL_SECONDS ?? DEFAULT_SECRET_CACHE_MS / 1000) * 1000,
+    ),
     invoker: lambdaInvoker(lambdaClient),
     openers: SESSION_OPENERS,
     logger: createLogger('log-export'),
@@ -81,6 +87,7 @@ export function defaultExportRuntime(): ExportRuntime {
       serviceName: 'log-export',
     }),
     lagAlarmWindows: Number(process.env.EXPORT_LAG_ALARM_WINDOWS ?? 4),
+    tableMetrics: tableMetricsSetting(process.env.EXPORT_TABLE_METRICS),
     safetyMarginMs: Number(process.env.EXPORT_SAFETY_MARGIN_SECONDS ?? 60) * 1000,
     concurrency: Number(process.env.EXPORT_CONCURRENCY ?? 4),
     localBudgetMs: 14 * 60_000,
@@ -152,6 +159,7 @@ export async function executeExport(
       windowMinutes: config.windowMinutes,
       lagSeconds: config.lagSeconds,
       alarmWindows: runtime.lagAlarmWindows,
+      tableMetrics: runtime.tableMetrics,
       now: runtime.now(),
     });
   }

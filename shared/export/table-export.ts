@@ -152,12 +152,12 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
     });
     const runner = new WindowRunner(ctx, logger, summary, dryRun, mode.kind === 'backfill' && mode.replace);
     if (mode.kind === 'incremental' && table.appendOnly) {
-      const held = { lease: lease as Lease };
+      const held: HeldLease = { lease: lease as Lease, released: false };
       try {
         await exportByPosition(ctx, logger, runner, held, windows, leaseUntil);
       } finally {
-        // The lease moved with every write; the release below needs its latest version.
-        lease = held.lease;
+        // The lease moved with every write: the release below needs its latest version (none if the last commit gave it up).
+        lease = held.released ? undefined : held.lease;
       }
       return summary;
     }
@@ -178,7 +178,13 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       commit: async (window, rows) => {
         lease = lease as Lease;
         if (mode.kind === 'incremental') {
-          lease = await store.advance(lease, window.hi, rows, leaseUntil());
+          // The last window's commit releases the lease in the same write.
+          if (window.hi === windows.at(-1)?.hi) {
+            await store.advanceAndRelease(lease, window.hi, rows);
+            lease = undefined;
+          } else {
+            lease = await store.advance(lease, window.hi, rows, leaseUntil());
+          }
           summary.watermark = window.hi;
         } else {
           lease = await store.renew(lease, leaseUntil());
@@ -206,6 +212,12 @@ function warnOnce(ctx: TableExportContext, logger: Logger, warning: LagWarning):
   single.addMetric(warning.metric, MetricUnit.Count, 1);
 }
 
+/** The lease of a table read by position, moved by every write; `released` once its last commit gave it up. */
+interface HeldLease {
+  lease: Lease;
+  released: boolean;
+}
+
 /**
  * Incremental export of an append-only table by position (`sources/mysql/log-position.ts`).
  * A batch (the due windows and, per generation of the table, the rows added
@@ -222,7 +234,7 @@ async function exportByPosition(
   ctx: TableExportContext,
   logger: Logger,
   runner: WindowRunner,
-  held: { lease: Lease },
+  held: HeldLease,
   due: Window[],
   leaseUntil: () => number,
 ): Promise<void> {
@@ -233,6 +245,7 @@ async function exportByPosition(
   for (let round = 0; round < 2; round++) {
     const tables = await source.tables(session);
     let batch = held.lease.pending;
+    const resumed = batch !== undefined;
     if (!batch) {
       const windows = round === 0 ? due : planAfter(held.lease, due);
       if (windows.length === 0) break;
@@ -281,17 +294,23 @@ async function exportByPosition(
       },
       commit: async (window, rows) => {
         const last = window.hi === fixed.hi;
-        held.lease = await store.advance(
-          held.lease,
-          window.hi,
-          rows,
-          leaseUntil(),
-          last ? cursorAfter(fixed) : undefined,
-        );
+        // The run ends with this batch unless it resumed one that stops short of the due windows.
+        if (last && (!resumed || due.every((w) => w.lo < fixed.hi))) {
+          await store.advanceAndRelease(held.lease, window.hi, rows, cursorAfter(fixed));
+          held.released = true;
+        } else {
+          held.lease = await store.advance(
+            held.lease,
+            window.hi,
+            rows,
+            leaseUntil(),
+            last ? cursorAfter(fixed) : undefined,
+          );
+        }
         summary.watermark = window.hi;
       },
     });
-    if (!finished) break;
+    if (!finished || held.released) break;
   }
 }
 
@@ -517,8 +536,8 @@ async function* maskRows(
 
 /**
  * Streams one window's bytes (from `open`) through the format's compressor, if
- * any, into the sink; nothing is written for an empty window. When the object
- * exists already, `skip` passes over the window's rows instead.
+ * any, into the sink; nothing is written for an empty window. When a backfill
+ * finds the object there already, `skip` passes over the window's rows instead.
  */
 async function writeWindow(
   ctx: TableExportContext,
@@ -528,7 +547,9 @@ async function writeWindow(
   open: (counter: RowCounter) => Promise<AsyncIterable<Uint8Array | string>>,
   skip?: () => Promise<void>,
 ): Promise<WindowResult> {
-  if (!replace && (await ctx.sink.exists(key))) {
+  // An incremental run writes conditionally and learns from the write that the object exists (after a crash
+  // between an object and its commit); a backfill, where existing objects are the rule, asks first.
+  if (!replace && ctx.mode.kind === 'backfill' && (await ctx.sink.exists(key))) {
     await skip?.();
     return { outcome: 'exists', rows: 0 };
   }

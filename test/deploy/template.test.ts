@@ -173,6 +173,10 @@ describe('the packaged CloudFormation template', () => {
     expect(exporter.Environment.Variables).toMatchObject({
       CONFIG_PATH: '/log-export',
       WATERMARK_TABLE: props(template, 'WatermarkTable').TableName,
+      // Longer than the five-minute schedule, so that warm containers reuse what they read.
+      CONFIG_CACHE_TTL_SECONDS: '900',
+      EXPORT_SECRET_CACHE_TTL_SECONDS: '900',
+      EXPORT_TABLE_METRICS: 'all',
     });
     expect(resource(template, 'ExportLambdaFunction').DependsOn).toContain('WatermarkTable');
   });
@@ -453,7 +457,12 @@ describe('the packaged CloudFormation template', () => {
     expect(props(template, 'RotateLambdaFunction').ReservedConcurrentExecutions).toBe('5');
     const unreserved = materialize(raw, { RotationReservedConcurrency: '0' });
     expect(props(unreserved, 'RotateLambdaFunction')).not.toHaveProperty('ReservedConcurrentExecutions');
+  });
+
+  it('reserves concurrency for the exporter only when asked (none by default)', () => {
     expect(props(template, 'ExportLambdaFunction')).not.toHaveProperty('ReservedConcurrentExecutions');
+    const reserved = materialize(raw, { ExportReservedConcurrency: '40' });
+    expect(props(reserved, 'ExportLambdaFunction').ReservedConcurrentExecutions).toBe('40');
   });
 
   it('encrypts the watermark table with the project key and keeps point-in-time recovery', () => {

@@ -127,23 +127,55 @@ export class WatermarkStore {
     untilMs: number,
     finish?: Generation[],
   ): Promise<Lease> {
-    const set = 'SET watermark = :watermark, leaseUntil = :until, updatedAt = :at';
+    await this.#advance(lease, watermark, rows, untilMs, finish);
+    return finish
+      ? { ...lease, version: lease.version + 1, watermark, cursor: finish, pending: undefined }
+      : { ...lease, version: lease.version + 1, watermark };
+  }
+
+  /**
+   * The run's last commit: advances as `advance` does and gives the lease up in
+   * the same conditional write, so that no `release` follows. A run that races
+   * it for the lease either comes first (and this write fails: the watermark
+   * stays) or finds the lease free and the watermark already moved.
+   */
+  async advanceAndRelease(
+    lease: Lease,
+    watermark: string,
+    rows: number,
+    finish?: Generation[],
+  ): Promise<void> {
+    await this.#advance(lease, watermark, rows, 'release', finish);
+  }
+
+  async #advance(
+    lease: Lease,
+    watermark: string,
+    rows: number,
+    until: number | 'release',
+    finish: Generation[] | undefined,
+  ): Promise<void> {
+    const set = [
+      'watermark = :watermark',
+      'updatedAt = :at',
+      ...(until === 'release' ? [] : ['leaseUntil = :until']),
+      ...(finish ? ['logCursor = :cursor'] : []),
+    ];
+    const remove = [
+      ...(until === 'release' ? ['leaseOwner', 'leaseUntil'] : []),
+      ...(finish ? ['logPending'] : []),
+    ];
     await this.#conditional(
       lease,
-      finish
-        ? `${set}, logCursor = :cursor REMOVE logPending ADD version :one, rowsExported :rows`
-        : `${set} ADD version :one, rowsExported :rows`,
+      `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''} ADD version :one, rowsExported :rows`,
       {
         ':watermark': { S: watermark },
-        ':until': { N: String(untilMs) },
         ':rows': { N: String(rows) },
+        ...(until === 'release' ? {} : { ':until': { N: String(until) } }),
         ...(finish ? { ':cursor': { S: JSON.stringify(finish) } } : {}),
       },
       ' AND (attribute_not_exists(watermark) OR watermark < :watermark)',
     );
-    return finish
-      ? { ...lease, version: lease.version + 1, watermark, cursor: finish, pending: undefined }
-      : { ...lease, version: lease.version + 1, watermark };
   }
 
   /**

@@ -1,7 +1,13 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../shared/errors';
 import type { ExportSummary } from '../../../shared/export/exporter';
-import { lagLimitSeconds, publishExportMetrics } from '../../../shared/export/run-metrics';
+import {
+  lagLimitSeconds,
+  publishExportMetrics,
+  type TableMetrics,
+  tableMetricsSetting,
+} from '../../../shared/export/run-metrics';
 import { emfMetrics } from '../../deploy/emitted-metrics';
 import { captureOutput } from '../../support/capture';
 
@@ -17,12 +23,13 @@ const table = (name: string, watermark: string, extra: object = {}) => ({
   ...extra,
 });
 
-function publish(summary: ExportSummary) {
+function publish(summary: ExportSummary, tableMetrics?: TableMetrics) {
   const output = captureOutput();
   try {
     publishExportMetrics(summary, new Metrics({ namespace: 'T', serviceName: 'log-export' }), {
       windowMinutes: 5,
       now: NOW,
+      tableMetrics,
     });
   } finally {
     output.stop();
@@ -78,5 +85,58 @@ describe('export run metrics', () => {
       Cluster: 'c1',
       Table: 't',
     });
+  });
+
+  it('emits per table only the lag with tableMetrics lag, and nothing per table with none; the run metrics always', () => {
+    const summary: ExportSummary = {
+      mode: 'scheduled',
+      clusters: [
+        {
+          cluster: 'c1',
+          tables: [
+            table('fresh', '2026-11-30T11:55:00.000000Z'),
+            table('late', '2026-11-30T10:00:00.000000Z'),
+          ],
+        },
+      ],
+    };
+    const names = (tableMetrics: TableMetrics) =>
+      [
+        ...new Set(
+          publish(summary, tableMetrics).metrics.map(
+            (m) => `${m.name}${m.dimensions.Table ? ' per table' : ''}`,
+          ),
+        ),
+      ].sort();
+
+    expect(names('all')).toEqual([
+      'BytesExported per table',
+      'ExportLagSeconds per table',
+      'ExportTableErrors',
+      'LaggingTables',
+      'ObjectsWritten per table',
+      'RowsExported per table',
+      'TablesExported',
+      'WindowsLeft per table',
+    ]);
+    expect(names('lag')).toEqual([
+      'ExportLagSeconds per table',
+      'ExportTableErrors',
+      'LaggingTables',
+      'TablesExported',
+    ]);
+    expect(names('none')).toEqual(['ExportTableErrors', 'LaggingTables', 'TablesExported']);
+    // The alarm's count does not depend on what is emitted per table.
+    const run = publish(summary, 'none').lines.find((l) => 'LaggingTables' in l);
+    expect(run).toMatchObject({ TablesExported: 2, LaggingTables: 1 });
+  });
+
+  it('reads EXPORT_TABLE_METRICS: all by default, and refuses anything but all, lag or none', () => {
+    expect(tableMetricsSetting(undefined)).toBe('all');
+    expect(tableMetricsSetting('')).toBe('all');
+    expect(tableMetricsSetting('lag')).toBe('lag');
+    expect(tableMetricsSetting('none')).toBe('none');
+    expect(() => tableMetricsSetting('some')).toThrow(ConfigError);
+    expect(() => tableMetricsSetting('some')).toThrow(/EXPORT_TABLE_METRICS: must be all, lag or none/);
   });
 });

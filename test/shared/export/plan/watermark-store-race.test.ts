@@ -134,4 +134,42 @@ describe('WatermarkStore lease under serialised conditional writes (dynalite)', 
     // Both orders happened, so both outcomes were checked.
     expect([...winners].sort()).toEqual(['commit', 'takeover']);
   });
+
+  it("lets a lapsed run's last commit (which also releases the lease) and a takeover never both count: the taker sees the commit or the commit fails", async () => {
+    let now = 1_700_000_000_000;
+    const store = new WatermarkStore(dynamo, table, () => now);
+    const orders = new Set<string>();
+    for (let round = 0; round < 20; round++) {
+      const cluster = `last-commit-${round}`;
+      const first = await store.acquire(cluster, 'events', 'run-a', now + MINUTE);
+      const before = await store.advance(first, '2024-05-01T10:00:00.000000Z', 1, now + MINUTE);
+      now += 2 * MINUTE;
+
+      const commitNow = () => store.advanceAndRelease(before, '2024-05-01T10:05:00.000000Z', 1);
+      const takeoverNow = () => store.acquire(cluster, 'events', 'run-b', now + MINUTE);
+      const [commit, takeover] =
+        round % 2 === 0
+          ? await Promise.allSettled([commitNow(), takeoverNow()])
+          : await Promise.allSettled([takeoverNow(), commitNow()]).then(([t, c]) => [c, t] as const);
+
+      // The lease had lapsed, and a released lease is free: the takeover wins in either order.
+      expect(takeover.status, `round ${round}`).toBe('fulfilled');
+      const taken = (takeover as PromiseFulfilledResult<Lease>).value;
+      const state = await item(cluster, 'events');
+      expect(state.leaseOwner).toBe('run-b');
+      expect(state.version).toBe(taken.version);
+      if (commit.status === 'fulfilled') {
+        // The commit came first: the taker resumes after it.
+        orders.add('commit first');
+        expect(taken.watermark).toBe('2024-05-01T10:05:00.000000Z');
+        expect(state.watermark).toBe('2024-05-01T10:05:00.000000Z');
+      } else {
+        orders.add('takeover first');
+        expect(commit.reason).toBeInstanceOf(LeaseLostError);
+        expect(taken.watermark).toBe('2024-05-01T10:00:00.000000Z');
+        expect(state.watermark).toBe('2024-05-01T10:00:00.000000Z');
+      }
+    }
+    expect([...orders].sort()).toEqual(['commit first', 'takeover first']);
+  });
 });
