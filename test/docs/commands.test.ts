@@ -64,18 +64,18 @@ describe('the check of the docs commands', () => {
   });
 
   it('fails on an npm script that exists but that neither a test nor .ci/run runs', () => {
-    const page = 'Compare: `npm run bench:coldstart`.\n';
+    const page = 'Compare: `npm run bench:unrun`.\n';
     const scripts = scriptsWith((s) => {
-      s['bench:coldstart'] = 'tsx bench/coldstart.ts';
+      s['bench:unrun'] = 'tsx bench/unrun.ts';
     });
 
     const { problems } = checkDocCommands(
-      withFiles({ 'docs/coldstart.md': page, 'package.json': scripts }, ['docs/coldstart.md']),
+      withFiles({ 'docs/unrun.md': page, 'package.json': scripts }, ['docs/unrun.md']),
     );
 
     expect(problems).toEqual([
       expect.stringMatching(
-        /^docs\/coldstart\.md:1: `npm run bench:coldstart` is run by nothing: neither \.ci\/run nor any test runs `tsx bench\/coldstart\.ts`/,
+        /^docs\/unrun\.md:1: `npm run bench:unrun` is run by nothing: neither \.ci\/run nor any test runs `tsx bench\/unrun\.ts`/,
       ),
     ]);
   });

@@ -164,7 +164,7 @@ describe('export handler: daily compaction', () => {
     expect(second.clusters[0]?.tables[0]).toMatchObject({ objectsWritten: 0, objectsSkipped: 1, rows: 0 });
     expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag).toBe(etag);
     expect((await dailyObjects(bucket)).size).toBe(1);
-  });
+  }, 180_000);
 
   it('compacts yesterday of every enabled cluster on the scheduled form', async () => {
     const summary = await handler({ compact: {} });
