@@ -35,8 +35,8 @@ function countingSsm() {
       requests.push(path === undefined ? String(context.commandName) : `${context.commandName} ${path}`);
       return next(args);
     },
-    // Below the retry middleware: one entry per HTTP request.
-    { step: 'deserialize', name: 'countRequests' },
+    // Above the retry middleware: one entry per call the code makes (a retry of a slow emulator is not one).
+    { step: 'initialize', name: 'countRequests' },
   );
   return { ssm, requests };
 }
