@@ -2,18 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../../functions/export';
 import { athenaDdl, athenaType, createTableStatement } from '../../../shared/export/athena';
 import { exportConfigSchema, resolveConfig } from '../../../shared/export/config';
-import type { SessionOpener } from '../../../shared/export/exporter';
-import { SESSION_OPENERS } from '../../../shared/export/runtime';
 import { CATALOG } from '../../../shared/export/sources/catalog';
-import type { DatabaseSession } from '../../../shared/export/sources/session';
-import { formatTimestamp, hours, seconds, sqlTimestamp, toMicros } from '../../../shared/export/sources/time';
-import { createPgDatabase, mysqlAdmin, pgAdmin, uniqueName } from '../../stack/fixtures';
-import { createPglogTable, postgresClusterParameters } from '../../support/csvlog-fixtures';
-import { createRedshiftFixture, pieces, redshiftClusterParameters } from '../../support/redshift-fixtures';
+import { uniqueName } from '../../stack/fixtures';
+import { catalogExportParameters, dayAheadOpeners, sourcesWithRows } from './catalog-sources';
 import {
   createBucket,
   createWatermarkTable,
-  mysqlClusterParameters,
   parseKey,
   putParameters,
   readS3Objects,
@@ -196,193 +190,15 @@ describe('default tables per engine', () => {
   });
 });
 
-/** The same session with a clock a day ahead: today's window counts as complete, so today's rows are exported now. */
-function dayAhead(open: SessionOpener): SessionOpener {
-  return async (target, logger, purpose) => {
-    const session = await open(target, logger, purpose);
-    const shifted: DatabaseSession = {
-      dialect: session.dialect,
-      now: async () => formatTimestamp(toMicros(await session.now()) + hours(24)),
-      scalar: (sql) => session.scalar(sql),
-      relationExists: (schema, table) => session.relationExists(schema, table),
-      describe: (sql) => session.describe(sql),
-      stream: (sql) => session.stream(sql),
-      close: () => session.close(),
-    };
-    return shifted;
-  };
-}
-
-/** Fills one row (or a few) into every catalog table's source: MariaDB's logs, the csv log, pg_stat_statements, Redshift fixtures. */
-async function sourcesWithRows() {
-  const mysql = await mysqlAdmin();
-  try {
-    await mysql.query('SET SESSION long_query_time = 0');
-    await mysql.query(`SELECT '${uniqueName('athena')}'`);
-  } finally {
-    await mysql.end();
-  }
-  const pgDatabase = await createPgDatabase();
-  const admin = await pgAdmin(pgDatabase);
-  let now: number;
-  try {
-    await admin.query('CREATE EXTENSION pg_stat_statements');
-    const { rows } = await admin.query(
-      `SELECT pg_current_logfile('csvlog') AS file, current_setting('data_directory') AS data, to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS now`,
-    );
-    now = toMicros(rows[0].now);
-    await createPglogTable(pgDatabase, 'postgres_log', { filename: `${rows[0].data}/${rows[0].file}` });
-  } finally {
-    await admin.end();
-  }
-  const redshift = await createRedshiftFixture();
-  const at = sqlTimestamp(now - seconds(1));
-  const before = sqlTimestamp(now - seconds(2));
-  const keys = { userid: 100, xid: 9001, pid: 4001 };
-  await redshift.insert('stl_query', [
-    {
-      ...keys,
-      query: 1,
-      label: 'default',
-      database: 'dev',
-      querytxt: 'select 1',
-      starttime: before,
-      endtime: at,
-      aborted: 0,
-      insert_pristine: 0,
-      concurrency_scaling_status: 0,
-    },
-  ]);
-  await redshift.insert(
-    'stl_querytext',
-    pieces('select 1').map((p) => ({ ...keys, query: 1, ...p })),
-  );
-  await redshift.insert('stl_explain', [
-    { userid: 100, query: 1, nodeid: 1, parentid: 0, plannode: 'XN Result', info: '' },
-  ]);
-  const statement = { ...keys, label: 'default', starttime: before, endtime: at };
-  await redshift.insert(
-    'stl_ddltext',
-    pieces('CREATE TABLE t (id int)').map((p) => ({ ...statement, ...p })),
-  );
-  await redshift.insert(
-    'stl_utilitytext',
-    pieces('VACUUM t').map((p) => ({ ...statement, ...p })),
-  );
-  await redshift.insert('stl_wlm_query', [
-    {
-      userid: 100,
-      xid: 9001,
-      task: 1,
-      query: 1,
-      service_class: 6,
-      slot_count: 1,
-      service_class_start_time: before,
-      queue_start_time: before,
-      queue_end_time: before,
-      total_queue_time: 0,
-      exec_start_time: before,
-      exec_end_time: at,
-      total_exec_time: 1000,
-      service_class_end_time: at,
-      final_state: 'Completed',
-      est_peak_mem: 1024,
-      query_priority: 'Normal',
-      service_class_name: 'Default queue',
-    },
-  ]);
-  await redshift.insert('stl_alert_event_log', [
-    {
-      userid: 100,
-      query: 1,
-      slice: 0,
-      segment: 0,
-      step: 0,
-      pid: 4001,
-      xid: 9001,
-      event: 'Very selective query filter',
-      solution: 'Review the sort keys',
-      event_time: at,
-    },
-  ]);
-  await redshift.insert('stl_scan', [
-    {
-      userid: 100,
-      query: 1,
-      slice: 0,
-      segment: 0,
-      step: 0,
-      starttime: before,
-      endtime: at,
-      tasknum: 1,
-      rows: 10,
-      bytes: 100,
-      fetches: 0,
-      type: 2,
-      tbl: 100200,
-      is_rrscan: 'f',
-      is_delayed_scan: 'f',
-      rows_pre_filter: 10,
-      rows_pre_user_filter: 10,
-      perm_table_name: 't',
-      is_rlf_scan: 'f',
-      is_rlf_scan_reason: 0,
-      num_em_blocks: 0,
-      checksum: 0,
-      runtime_filtering: 'f',
-    },
-  ]);
-  await redshift.insert('sys_query_history', [
-    {
-      user_id: 100,
-      query_id: 1,
-      query_label: 'default',
-      transaction_id: 9001,
-      session_id: 4001,
-      database_name: 'dev',
-      query_type: 'SELECT',
-      status: 'success',
-      result_cache_hit: false,
-      start_time: before,
-      end_time: at,
-      elapsed_time: 1000,
-      queue_time: 0,
-      execution_time: 1000,
-      error_message: '',
-      returned_rows: 1,
-      returned_bytes: 8,
-      query_text: 'select 1',
-      redshift_version: '1.0.77467',
-    },
-  ]);
-  return { pgDatabase, redshiftDatabase: redshift.database };
-}
-
 describe('Athena DDL against exported objects', () => {
   it('has every key of every exported object of every catalog table as a column, with a compatible type', async () => {
-    const { pgDatabase, redshiftDatabase } = await sourcesWithRows();
+    const sources = await sourcesWithRows();
     const path = `/${uniqueName('export')}`;
     const [watermarkTable, bucket] = await Promise.all([createWatermarkTable(), createBucket()]);
-    await putParameters(path, {
-      'global/destination': `s3://${bucket}/logs`,
-      'global/window-minutes': '1440',
-      'global/initial-lookback-hours': '24',
-      'global/lag-seconds': '0',
-      'global/fan-out': 'off',
-      'global/enabled-clusters': ['my', 'pg', 'rs'],
-      ...mysqlClusterParameters('my'),
-      ...postgresClusterParameters('pg', pgDatabase),
-      ...redshiftClusterParameters('rs', redshiftDatabase),
-      'clusters/rs/tables': CATALOG.filter((t) => t.family === 'redshift').map((t) => t.name),
-    });
-    const runtime = testRuntime({ path, watermarkTable });
-    const openers = {
-      mysql: dayAhead(SESSION_OPENERS.mysql),
-      postgres: dayAhead(SESSION_OPENERS.postgres),
-      redshift: dayAhead(SESSION_OPENERS.redshift),
-    };
+    await putParameters(path, catalogExportParameters(`s3://${bucket}/logs`, sources));
+    const runtime = testRuntime({ path, watermarkTable, openers: dayAheadOpeners() });
 
-    const summary = await makeHandler({ ...runtime, openers })({
+    const summary = await makeHandler(runtime)({
       'detail-type': 'Scheduled Event',
       source: 'aws.events',
       detail: {},
