@@ -1,4 +1,6 @@
 import { ConfigError } from '../errors';
+import { OUTPUT_FORMATS, type OutputFormat } from './config';
+import { type ParquetColumnType, parquetTypeOf } from './encode/parquet-types';
 import { CATALOG } from './sources/catalog';
 import { type ColumnSpec, columnList } from './sources/columns';
 import { POSTGRES_COLUMNS } from './sources/postgres/catalog';
@@ -6,9 +8,9 @@ import { REDSHIFT_TABLES } from './sources/redshift/catalog';
 
 /**
  * Athena DDL for the exported objects: one external table per catalog table
- * over `<prefix>/<table>/`, read with the OpenX JSON SerDe, partitioned by
- * `cluster` and `dt` through partition projection, so that neither a crawler
- * nor MSCK REPAIR TABLE is ever needed.
+ * over `<prefix>/<table>/`, read with the OpenX JSON SerDe (gzip JSON lines)
+ * or as Parquet, partitioned by `cluster` and `dt` through partition
+ * projection, so that neither a crawler nor MSCK REPAIR TABLE is ever needed.
  */
 
 /**
@@ -51,10 +53,10 @@ export const CATALOG_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = 
 };
 
 /**
- * The Athena type of a source column. Timestamps stay `string`: they are
- * exported as ISO-8601 text at the source's precision, which Athena's
- * `timestamp` (milliseconds) would cut; `from_iso8601_timestamp(col)` converts
- * them in queries. 64-bit integers and numerics leave PostgreSQL as JSON
+ * The Athena type of a source column in the JSON-lines objects. Timestamps
+ * stay `string`: they are exported as ISO-8601 text at the source's
+ * precision, which Athena's `timestamp` (milliseconds) would cut;
+ * `from_iso8601_timestamp(col)` converts them in queries. 64-bit integers and numerics leave PostgreSQL as JSON
  * strings (exact beyond 2^53); the OpenX SerDe parses those into bigint and double.
  */
 export function athenaType(sourceType: string): string {
@@ -66,6 +68,47 @@ export function athenaType(sourceType: string): string {
   if (/^(double|real|float|numeric|decimal)\b/.test(t)) return 'double';
   return 'string';
 }
+
+/**
+ * The Athena type of a source column in the Parquet objects: the type of the
+ * Parquet column the exporter writes for it (`parquetTypeOf`, the same mapping
+ * the encoder uses), so that the table and the files agree.
+ */
+export function athenaParquetType(sourceType: string): string {
+  return athenaTypeOfParquet(parquetTypeOf(sourceType));
+}
+
+function athenaTypeOfParquet(type: ParquetColumnType): string {
+  switch (type.kind) {
+    case 'timestamp':
+      return 'timestamp';
+    case 'date':
+      return 'date';
+    case 'int32':
+      return 'int';
+    case 'int64':
+      return 'bigint';
+    case 'double':
+      return 'double';
+    case 'boolean':
+      return 'boolean';
+    case 'decimal':
+      return `decimal(${type.precision},${type.scale})`;
+    case 'string':
+    case 'json':
+      return 'string';
+  }
+}
+
+/** How Athena reads each format's objects (the SerDe, or STORED AS). */
+const STORAGE: Readonly<Record<OutputFormat, readonly string[]>> = {
+  'jsonl.gz': [
+    "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'",
+    "STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'",
+    "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'",
+  ],
+  parquet: ['STORED AS PARQUET'],
+};
 
 export interface AthenaDdlOptions {
   /** The export destination, `s3://bucket/prefix` (as `global/destination`). */
@@ -82,6 +125,8 @@ export interface AthenaDdlOptions {
   clusters?: readonly string[];
   /** The tables over the daily compaction's objects (`<table>_daily`) rather than the window objects. */
   daily?: boolean;
+  /** The objects' format, as `global/format` (default `jsonl.gz`). */
+  format?: OutputFormat;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -96,6 +141,8 @@ function validate(options: AthenaDdlOptions): string {
     problems.push({ parameter: 'database', problem: 'must be a lowercase name ([a-z_][a-z0-9_]*)' });
   if (!/^\d{4}-\d{2}-\d{2}$/.test(options.since))
     problems.push({ parameter: 'since', problem: 'must be a date, yyyy-MM-dd' });
+  if (options.format !== undefined && !OUTPUT_FORMATS.includes(options.format))
+    problems.push({ parameter: 'format', problem: `must be ${OUTPUT_FORMATS.join(' or ')}` });
   for (const cluster of options.clusters ?? []) {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(cluster))
       problems.push({ parameter: 'clusters', problem: `invalid cluster name "${cluster}"` });
@@ -111,7 +158,9 @@ export function createTableStatement(
   options: AthenaDdlOptions,
 ): string {
   const location = `${validate(options)}/${table}/`;
-  const columnLines = columns.map((c) => `  \`${c.name}\` ${athenaType(c.type)}`).join(',\n');
+  const format = options.format ?? 'jsonl.gz';
+  const typeOf = format === 'parquet' ? athenaParquetType : athenaType;
+  const columnLines = columns.map((c) => `  \`${c.name}\` ${typeOf(c.type)}`).join(',\n');
   const clusterProjection = options.clusters?.length
     ? [
         ['projection.cluster.type', 'enum'],
@@ -135,9 +184,7 @@ export function createTableStatement(
     columnLines,
     ')',
     'PARTITIONED BY (`cluster` string, `dt` string)',
-    "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'",
-    "STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'",
-    "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'",
+    ...STORAGE[format],
     `LOCATION ${sqlString(location)}`,
     'TBLPROPERTIES (',
     properties,
@@ -147,7 +194,8 @@ export function createTableStatement(
 
 /**
  * The DDL of every catalog table, in catalog order, with the database's own
- * CREATE first; with `daily`, of the daily compaction's tables (`<table>_daily`).
+ * CREATE first; with `daily`, of the daily compaction's tables (`<table>_daily`);
+ * for the objects of `format` (JSON lines unless told).
  */
 export function athenaDdl(options: AthenaDdlOptions): string[] {
   validate(options);

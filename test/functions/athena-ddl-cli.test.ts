@@ -82,6 +82,51 @@ describe('npm run athena-ddl', () => {
     }
   });
 
+  it('with --format parquet, stores the same tables as Parquet with typed columns, at the same locations', async () => {
+    const { code, stdout } = await athenaDdlCli([
+      '--destination',
+      's3://bucket/prefix',
+      '--format',
+      'parquet',
+    ]);
+
+    expect(code).toBe(0);
+    const [database, ...tables] = statements(stdout);
+    expect(database?.sql).toBe('CREATE DATABASE IF NOT EXISTS `log_export`');
+    expect(tables.map((t) => t.table).sort()).toEqual([...DOCUMENTED_TABLES].sort());
+    for (const { table, sql } of tables) {
+      expect(sql).toContain('STORED AS PARQUET');
+      expect(sql).not.toContain('JsonSerDe');
+      expect(sql).toContain(`LOCATION 's3://bucket/prefix/${table}/'`);
+      expect(sql).toContain('PARTITIONED BY (`cluster` string, `dt` string)');
+      expect(sql).toContain("'projection.cluster.type' = 'injected'");
+      expect(sql).toContain(
+        `'storage.location.template' = 's3://bucket/prefix/${table}/cluster=\${cluster}/dt=\${dt}/'`,
+      );
+    }
+    const generalLog = tables.find((t) => t.table === 'general_log')?.sql;
+    expect(generalLog).toContain('`event_time` timestamp,');
+    expect(generalLog).toContain('`thread_id` decimal(20,0),');
+  });
+
+  it('with --daily --format parquet, creates the daily tables as Parquet', async () => {
+    const { code, stdout } = await athenaDdlCli([
+      '--destination',
+      's3://bucket/prefix',
+      '--daily',
+      '--format',
+      'parquet',
+    ]);
+
+    expect(code).toBe(0);
+    const [, ...tables] = statements(stdout);
+    expect(tables.map((t) => t.table).sort()).toEqual(DOCUMENTED_TABLES.map((t) => `${t}_daily`).sort());
+    for (const { table, sql } of tables) {
+      expect(sql).toContain('STORED AS PARQUET');
+      expect(sql).toContain(`LOCATION 's3://bucket/prefix/${table}/'`);
+    }
+  });
+
   it('exits 2 with the usage without a destination, and with the reason for a destination that is not S3', async () => {
     const missing = await athenaDdlCli([], { EXPORT_DESTINATION: '' });
     const local = await athenaDdlCli(['--destination', 'file:///tmp/exports']);
@@ -91,5 +136,18 @@ describe('npm run athena-ddl', () => {
     expect(missing.stdout).toBe('');
     expect(local.code).toBe(2);
     expect(local.stderr).toContain('destination: must be s3://bucket/prefix');
+  });
+
+  it('exits 2 naming a format that is neither jsonl.gz nor parquet', async () => {
+    const { code, stdout, stderr } = await athenaDdlCli([
+      '--destination',
+      's3://bucket/prefix',
+      '--format',
+      'orc',
+    ]);
+
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('format: must be jsonl.gz or parquet');
   });
 });

@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../../functions/export';
-import { athenaDdl, athenaType, createTableStatement } from '../../../shared/export/athena';
+import {
+  athenaDdl,
+  athenaParquetType,
+  athenaType,
+  createTableStatement,
+} from '../../../shared/export/athena';
 import { exportConfigSchema, resolveConfig } from '../../../shared/export/config';
 import { CATALOG } from '../../../shared/export/sources/catalog';
 import { uniqueName } from '../../stack/fixtures';
+import { parseDdl } from '../../support/athena-ddl';
 import { catalogExportParameters, dayAheadOpeners, sourcesWithRows } from './catalog-sources';
 import {
   createBucket,
@@ -19,23 +25,6 @@ const OPTIONS = {
   database: 'log_export',
   since: '2024-01-01',
 };
-
-/** Table name → (column → Athena type), read back from the generated DDL text. */
-function parseDdl(statements: string[]): Map<string, Map<string, string>> {
-  const tables = new Map<string, Map<string, string>>();
-  for (const sql of statements) {
-    const m = /^CREATE EXTERNAL TABLE IF NOT EXISTS `\w+`\.`(\w+)` \(\n([\s\S]*?)\n\)\n/.exec(sql);
-    if (!m) continue;
-    const columns = new Map<string, string>();
-    for (const line of (m[2] as string).split(',\n')) {
-      const c = /^ {2}`(\w+)` (\w+)$/.exec(line);
-      if (!c) throw new Error(`unexpected column line ${line}`);
-      columns.set(c[1] as string, c[2] as string);
-    }
-    tables.set(m[1] as string, columns);
-  }
-  return tables;
-}
 
 /** Can the OpenX JSON SerDe read this JSON value as a column of this Athena type? */
 function compatible(value: unknown, type: string): boolean {
@@ -148,6 +137,172 @@ describe('Athena DDL', () => {
       athenaDdl({ destination: 'file:///tmp/x', database: 'Bad-Name', since: 'yesterday' }),
     ).toThrow(
       /destination: must be s3:\/\/bucket\/prefix; database: must be a lowercase name .*; since: must be a date/,
+    );
+  });
+});
+
+describe('Athena DDL for Parquet objects', () => {
+  const PARQUET = { ...OPTIONS, format: 'parquet' as const };
+  /** A statement without its column list and storage lines: location, partitions and projection. */
+  const frame = (sql: string) =>
+    sql
+      .replace(/\(\n[\s\S]*?\n\)\n/, '(...)\n')
+      .split('\n')
+      .filter((line) => !/^(ROW FORMAT|STORED AS|OUTPUTFORMAT)/.test(line))
+      .join('\n');
+
+  it('stores every catalog table as Parquet, over the same locations, columns and projection as the JSON-lines tables', () => {
+    const parquet = athenaDdl(PARQUET);
+    const json = athenaDdl(OPTIONS);
+
+    expect(parquet[0]).toBe('CREATE DATABASE IF NOT EXISTS `log_export`;');
+    expect(parquet.map(frame)).toEqual(json.map(frame));
+    const parquetColumns = parseDdl(parquet);
+    const jsonColumns = parseDdl(json);
+    expect([...parquetColumns.keys()]).toEqual(CATALOG.map((t) => t.name));
+    for (const t of CATALOG)
+      expect([...(parquetColumns.get(t.name)?.keys() ?? [])], t.name).toEqual([
+        ...(jsonColumns.get(t.name)?.keys() ?? []),
+      ]);
+    for (const sql of parquet.slice(1)) {
+      expect(sql).toContain('\nPARTITIONED BY (`cluster` string, `dt` string)\nSTORED AS PARQUET\nLOCATION ');
+      expect(sql).not.toContain('SERDE');
+      expect(sql).not.toContain('INPUTFORMAT');
+    }
+  });
+
+  it('types the columns as the Parquet objects hold them: instants, integers by width, decimals, doubles, booleans, text', () => {
+    const sourceTypes = [
+      'timestamp(6)',
+      'timestamp',
+      'timestamp with time zone',
+      'datetime(3)',
+      'date',
+      'time(6)',
+      'interval',
+      'smallint',
+      'integer',
+      'int(11)',
+      'tinyint(1)',
+      'int unsigned',
+      'bigint',
+      'oid',
+      'bigint unsigned',
+      'numeric(12,3)',
+      'decimal(38,9)',
+      'numeric',
+      'numeric(50,2)',
+      'double precision',
+      'real',
+      'boolean',
+      'character(320)',
+      'mediumtext',
+      'jsonb',
+      'text[]',
+    ];
+
+    expect(sourceTypes.map(athenaParquetType)).toEqual([
+      'timestamp',
+      'timestamp',
+      'timestamp',
+      'timestamp',
+      'date',
+      'string',
+      'string',
+      'int',
+      'int',
+      'int',
+      'int',
+      'bigint',
+      'bigint',
+      'bigint',
+      'decimal(20,0)',
+      'decimal(12,3)',
+      'decimal(38,9)',
+      'string',
+      'string',
+      'double',
+      'double',
+      'boolean',
+      'string',
+      'string',
+      'string',
+      'string',
+    ]);
+  });
+
+  it("gives the catalog's columns their real types (a selection, as the servers' documentation types them)", () => {
+    const tables = parseDdl(athenaDdl(PARQUET));
+    const typeOf = (table: string, column: string) => tables.get(table)?.get(column);
+
+    expect(
+      [
+        ['general_log', 'event_time'],
+        ['general_log', 'thread_id'],
+        ['general_log', 'server_id'],
+        ['general_log', 'argument'],
+        ['slow_log', 'start_time'],
+        ['slow_log', 'query_time'],
+        ['slow_log', 'rows_examined'],
+        ['postgres_log', 'log_time'],
+        ['postgres_log', 'process_id'],
+        ['postgres_log', 'session_line_num'],
+        ['pg_stat_statements', 'captured_at'],
+        ['pg_stat_statements', 'calls'],
+        ['pg_stat_statements', 'total_exec_time'],
+        ['pg_stat_statements', 'toplevel'],
+        ['pg_stat_statements', 'wal_bytes'],
+        ['stl_query', 'query'],
+        ['stl_query', 'xid'],
+        ['stl_query', 'starttime'],
+        ['stl_query', 'querytxt'],
+        ['stl_ddltext', 'text_truncated'],
+        ['sys_query_history', 'result_cache_hit'],
+        ['sys_query_history', 'elapsed_time'],
+      ].map(([table, column]) => `${table}.${column} ${typeOf(table as string, column as string)}`),
+    ).toEqual([
+      'general_log.event_time timestamp',
+      'general_log.thread_id decimal(20,0)',
+      'general_log.server_id bigint',
+      'general_log.argument string',
+      'slow_log.start_time timestamp',
+      'slow_log.query_time string',
+      'slow_log.rows_examined int',
+      'postgres_log.log_time timestamp',
+      'postgres_log.process_id int',
+      'postgres_log.session_line_num bigint',
+      'pg_stat_statements.captured_at timestamp',
+      'pg_stat_statements.calls bigint',
+      'pg_stat_statements.total_exec_time double',
+      'pg_stat_statements.toplevel boolean',
+      'pg_stat_statements.wal_bytes string',
+      'stl_query.query int',
+      'stl_query.xid bigint',
+      'stl_query.starttime timestamp',
+      'stl_query.querytxt string',
+      'stl_ddltext.text_truncated boolean',
+      'sys_query_history.result_cache_hit boolean',
+      'sys_query_history.elapsed_time bigint',
+    ]);
+  });
+
+  it("combines with daily: the compaction's <table>_daily tables as Parquet, with the window tables' columns", () => {
+    const statements = athenaDdl({ ...PARQUET, daily: true });
+    const windows = parseDdl(athenaDdl(PARQUET));
+    const daily = parseDdl(statements);
+
+    expect([...daily.keys()]).toEqual(CATALOG.map((t) => `${t.name}_daily`));
+    for (const t of CATALOG) expect(daily.get(`${t.name}_daily`)).toEqual(windows.get(t.name));
+    const ddl = statements.find((s) => s.includes('`log_export`.`stl_query_daily`')) as string;
+    expect(ddl).toContain('STORED AS PARQUET');
+    expect(ddl).toContain("LOCATION 's3://analytics-bucket/db-logs/stl_query_daily/'");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's own placeholders, not JavaScript's
+    expect(ddl).toContain("'s3://analytics-bucket/db-logs/stl_query_daily/cluster=${cluster}/dt=${dt}/'");
+  });
+
+  it('names a format that is neither jsonl.gz nor parquet', () => {
+    expect(() => athenaDdl({ ...OPTIONS, format: 'orc' as 'parquet' })).toThrow(
+      /format: must be jsonl\.gz or parquet/,
     );
   });
 });
