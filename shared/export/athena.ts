@@ -1,10 +1,8 @@
 import { ConfigError } from '../errors';
 import { OUTPUT_FORMATS, type OutputFormat } from './config';
 import { type ParquetColumnType, parquetTypeOf } from './encode/parquet-types';
-import { CATALOG } from './sources/catalog';
-import { type ColumnSpec, columnList } from './sources/columns';
-import { POSTGRES_COLUMNS } from './sources/postgres/catalog';
-import { REDSHIFT_TABLES } from './sources/redshift/catalog';
+import { CATALOG, CATALOG_COLUMNS } from './sources/catalog';
+import type { ColumnSpec } from './sources/columns';
 
 /**
  * Athena DDL for the exported objects: one external table per catalog table
@@ -14,50 +12,12 @@ import { REDSHIFT_TABLES } from './sources/redshift/catalog';
  */
 
 /**
- * MariaDB's log tables (MySQL's lack `rows_affected`; a missing key reads as NULL), and the
- * exporter's `time_basis` key (what the time column means, see catalog.ts).
- */
-const MYSQL_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
-  general_log: columnList({
-    event_time: 'timestamp(6)',
-    user_host: 'mediumtext',
-    thread_id: 'bigint unsigned',
-    server_id: 'int unsigned',
-    command_type: 'varchar(64)',
-    argument: 'mediumtext',
-    time_basis: 'varchar(32)',
-  }),
-  slow_log: columnList({
-    start_time: 'timestamp(6)',
-    user_host: 'mediumtext',
-    query_time: 'time(6)',
-    lock_time: 'time(6)',
-    rows_sent: 'int',
-    rows_examined: 'int',
-    db: 'varchar(512)',
-    last_insert_id: 'int',
-    insert_id: 'int',
-    server_id: 'int unsigned',
-    sql_text: 'mediumtext',
-    thread_id: 'bigint unsigned',
-    rows_affected: 'int',
-    time_basis: 'varchar(32)',
-  }),
-};
-
-/** The columns of every catalog table's exported rows, by table name. */
-export const CATALOG_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
-  ...MYSQL_COLUMNS,
-  ...POSTGRES_COLUMNS,
-  ...Object.fromEntries(REDSHIFT_TABLES.map((t) => [t.name, t.columns])),
-};
-
-/**
  * The Athena type of a source column in the JSON-lines objects. Timestamps
  * stay `string`: they are exported as ISO-8601 text at the source's
  * precision, which Athena's `timestamp` (milliseconds) would cut;
- * `from_iso8601_timestamp(col)` converts them in queries. 64-bit integers and numerics leave PostgreSQL as JSON
- * strings (exact beyond 2^53); the OpenX SerDe parses those into bigint and double.
+ * `from_iso8601_timestamp(col)` converts them in queries. 64-bit integers and
+ * numerics leave PostgreSQL as JSON strings (exact beyond 2^53); the OpenX
+ * SerDe parses those into bigint and double.
  */
 export function athenaType(sourceType: string): string {
   const t = sourceType.toLowerCase();

@@ -14,7 +14,14 @@ import { batchWindows, WindowedRows } from './plan/batches';
 import { planBackfill, planBatchWindows, planWindows, type Window } from './plan/planner';
 import type { Lease, WatermarkStore } from './plan/watermark-store';
 import type { Sink } from './sinks';
-import type { AppendOnlySource, LagWarning, MicroWindow, TableDefinition } from './sources/catalog';
+import {
+  type AppendOnlySource,
+  CATALOG_COLUMNS,
+  type LagWarning,
+  type MicroWindow,
+  type TableDefinition,
+} from './sources/catalog';
+import type { ColumnSpec } from './sources/columns';
 import {
   cursorAfter,
   type LocatedRange,
@@ -480,8 +487,9 @@ class JsonLinesEncoder implements WindowEncoder {
 }
 
 /**
- * Parquet with typed columns: the types come from the source's description of
- * the query (once per table and run), never from the rows.
+ * Parquet with typed columns: the columns are those the source describes for
+ * the query (once per table and run), typed by the catalog's column list where
+ * it has the column; never from the rows.
  */
 class ParquetEncoder implements WindowEncoder {
   readonly contentType = PARQUET_CONTENT_TYPE;
@@ -491,10 +499,10 @@ class ParquetEncoder implements WindowEncoder {
 
   /** Described before any of the query's rows are read: the session answers one question at a time. */
   async prepare(sql: string): Promise<void> {
-    this.#columns ??= (await this.ctx.session.describe(sql)).map((c) => ({
-      name: c.name,
-      type: parquetTypeOf(c.type),
-    }));
+    this.#columns ??= parquetColumns(
+      CATALOG_COLUMNS[this.ctx.table.name],
+      await this.ctx.session.describe(sql),
+    );
   }
 
   async query(sql: string, counter: RowCounter) {
@@ -514,6 +522,22 @@ class ParquetEncoder implements WindowEncoder {
   compressor() {
     return undefined;
   }
+}
+
+/**
+ * The columns of a window's Parquet object: those described, in their order,
+ * each typed by the catalog's list where it names the column, else by its
+ * described type (custom exports, a column a newer server adds). Server
+ * versions describe the same column differently (slow_log's rows_sent: int in
+ * MySQL, bigint unsigned in MariaDB 10.11.19): one table's objects must agree
+ * with each other and with the Athena DDL, which is built from the list.
+ */
+function parquetColumns(
+  listed: readonly ColumnSpec[] | undefined,
+  described: readonly ColumnSpec[],
+): ParquetColumn[] {
+  const catalogType = new Map(listed?.map((c) => [c.name, c.type]));
+  return described.map((c) => ({ name: c.name, type: parquetTypeOf(catalogType.get(c.name) ?? c.type) }));
 }
 
 const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };

@@ -1,5 +1,6 @@
-import { generalLog, slowLog } from './mysql/catalog';
-import { POSTGRES_TABLES } from './postgres/catalog';
+import type { ColumnSpec } from './columns';
+import { generalLog, MYSQL_COLUMNS, slowLog } from './mysql/catalog';
+import { POSTGRES_COLUMNS, POSTGRES_TABLES } from './postgres/catalog';
 import { REDSHIFT_TABLES } from './redshift/catalog';
 import { type EngineFamily, inWindow, ONE_MINUTE, type TableDefinition } from './table-definition';
 
@@ -27,6 +28,17 @@ export const CATALOG: readonly TableDefinition[] = [
   ...POSTGRES_TABLES,
   ...REDSHIFT_TABLES,
 ];
+
+/**
+ * The columns of every catalog table's exported rows, by table name, with
+ * their source types: the Athena DDL's columns, and the types of the Parquet
+ * objects' columns (whatever type a particular server version describes).
+ */
+export const CATALOG_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
+  ...MYSQL_COLUMNS,
+  ...POSTGRES_COLUMNS,
+  ...Object.fromEntries(REDSHIFT_TABLES.map((t) => [t.name, t.columns])),
+};
 
 export function catalogTable(family: EngineFamily, name: string): TableDefinition | undefined {
   return CATALOG.find((t) => t.family === family && t.name === name);

@@ -267,7 +267,7 @@ describe('Athena DDL for Parquet objects', () => {
       'general_log.argument string',
       'slow_log.start_time timestamp',
       'slow_log.query_time string',
-      'slow_log.rows_examined int',
+      'slow_log.rows_examined decimal(20,0)',
       'postgres_log.log_time timestamp',
       'postgres_log.process_id int',
       'postgres_log.session_line_num bigint',

@@ -1,3 +1,4 @@
+import { type ColumnSpec, columnList } from '../columns';
 import type { DatabaseSession } from '../session';
 import { inWindow, ONE_MINUTE, type TableDefinition } from '../table-definition';
 
@@ -134,3 +135,38 @@ export async function hasProcessPrivilege(session: DatabaseSession): Promise<boo
   );
   return Number(found) > 0;
 }
+
+/**
+ * The columns of the exported rows of MariaDB's log tables (MySQL's lack
+ * `rows_affected`; a missing key reads as NULL), with the exporter's
+ * `time_basis` key (what the time column means, see above). Where servers
+ * differ, the type is the widest, so that every server's values fit it.
+ */
+export const MYSQL_COLUMNS: Readonly<Record<string, readonly ColumnSpec[]>> = {
+  general_log: columnList({
+    event_time: 'timestamp(6)',
+    user_host: 'mediumtext',
+    thread_id: 'bigint unsigned',
+    server_id: 'int unsigned',
+    command_type: 'varchar(64)',
+    argument: 'mediumtext',
+    time_basis: 'varchar(32)',
+  }),
+  slow_log: columnList({
+    start_time: 'timestamp(6)',
+    user_host: 'mediumtext',
+    query_time: 'time(6)',
+    lock_time: 'time(6)',
+    // int in MySQL and in MariaDB's documentation, bigint unsigned in MariaDB 10.11.19: the widest holds both.
+    rows_sent: 'bigint unsigned',
+    rows_examined: 'bigint unsigned',
+    db: 'varchar(512)',
+    last_insert_id: 'int',
+    insert_id: 'int',
+    server_id: 'int unsigned',
+    sql_text: 'mediumtext',
+    thread_id: 'bigint unsigned',
+    rows_affected: 'bigint unsigned',
+    time_basis: 'varchar(32)',
+  }),
+};

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FieldPacket } from 'mysql2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG_COLUMNS } from '../../../../shared/export/athena';
 import { encodeJsonLines } from '../../../../shared/export/encode/jsonl';
 import { encodeParquet } from '../../../../shared/export/encode/parquet';
 import {
@@ -13,6 +12,7 @@ import {
   parquetTypeOfMysqlField,
   parquetTypeOfPostgresField,
 } from '../../../../shared/export/encode/parquet-types';
+import { CATALOG_COLUMNS } from '../../../../shared/export/sources/catalog';
 import { MysqlSession } from '../../../../shared/export/sources/mysql/session';
 import { PostgresSession } from '../../../../shared/export/sources/postgres/session';
 import type { DatabaseSession } from '../../../../shared/export/sources/session';
