@@ -24,7 +24,10 @@
  * - `string`: UTF-8 BYTE_ARRAY (STRING); strings only.
  * - `json`: UTF-8 BYTE_ARRAY (STRING) holding what the JSON-lines format
  *   would: a string as it is, any other value as its JSON text (a driver's
- *   parsed JSON document, a PostgreSQL array, a Buffer).
+ *   parsed JSON document, a PostgreSQL array, a Buffer). With `document`
+ *   (the source declares JSON, whose values the drivers hand over parsed),
+ *   every value as its JSON text, strings too: the JSON string `"123"` stays
+ *   `"123"`, not the number `123`.
  */
 export type ParquetColumnType =
   | { readonly kind: 'timestamp' }
@@ -35,7 +38,7 @@ export type ParquetColumnType =
   | { readonly kind: 'boolean' }
   | { readonly kind: 'decimal'; readonly precision: number; readonly scale: number }
   | { readonly kind: 'string' }
-  | { readonly kind: 'json' };
+  | { readonly kind: 'json'; readonly document?: boolean };
 
 /** One column of a Parquet object, in file order. */
 export interface ParquetColumn {
@@ -54,6 +57,8 @@ export const PARQUET_DOUBLE: ParquetColumnType = Object.freeze({ kind: 'double' 
 export const PARQUET_BOOLEAN: ParquetColumnType = Object.freeze({ kind: 'boolean' });
 export const PARQUET_STRING: ParquetColumnType = Object.freeze({ kind: 'string' });
 export const PARQUET_JSON: ParquetColumnType = Object.freeze({ kind: 'json' });
+/** A column the source declares JSON (json, jsonb, MySQL's JSON, MariaDB's JSON-flagged LONGTEXT). */
+export const PARQUET_JSON_DOCUMENT: ParquetColumnType = Object.freeze({ kind: 'json', document: true });
 
 /**
  * DECIMAL(precision, scale) when readers can hold it, else an exact string.
@@ -97,6 +102,7 @@ const STRING =
  */
 export function parquetTypeOf(sourceType: string): ParquetColumnType {
   const t = sourceType.trim().toLowerCase().replace(/\s+/g, ' ');
+  if (t === 'json' || t === 'jsonb') return PARQUET_JSON_DOCUMENT;
   if (t.endsWith('[]') || t.startsWith('_')) return PARQUET_JSON;
   if (TIMESTAMP.test(t)) return PARQUET_TIMESTAMP;
   if (t === 'date') return PARQUET_DATE;
@@ -157,8 +163,8 @@ const POSTGRES_TYPES = new Map<number, ParquetColumnType>([
   [1082, PARQUET_DATE], // date
   [1114, PARQUET_TIMESTAMP], // timestamp
   [1184, PARQUET_TIMESTAMP], // timestamptz
-  [114, PARQUET_JSON], // json
-  [3802, PARQUET_JSON], // jsonb
+  [114, PARQUET_JSON_DOCUMENT], // json
+  [3802, PARQUET_JSON_DOCUMENT], // jsonb
   [17, PARQUET_STRING], // bytea (its hex text)
   [18, PARQUET_STRING], // "char"
   [19, PARQUET_STRING], // name
@@ -224,7 +230,7 @@ const MYSQL_UNSIGNED_FLAG = 32;
  */
 export function parquetTypeOfMysqlField(field: MysqlField): ParquetColumnType {
   const unsigned = (field.flags & MYSQL_UNSIGNED_FLAG) !== 0;
-  if (field.extendedFormat === 'json') return PARQUET_JSON;
+  if (field.extendedFormat === 'json') return PARQUET_JSON_DOCUMENT;
   switch (field.columnType) {
     case 1: // TINY
     case 2: // SHORT
@@ -253,8 +259,9 @@ export function parquetTypeOfMysqlField(field: MysqlField): ParquetColumnType {
     case 10: // DATE
     case 14: // NEWDATE
       return PARQUET_DATE;
-    case 16: // BIT
     case 245: // JSON
+      return PARQUET_JSON_DOCUMENT;
+    case 16: // BIT
     case 255: // GEOMETRY
       return PARQUET_JSON;
     case 6: // NULL

@@ -246,6 +246,14 @@ export function stringValue(value: unknown): string {
 /** Text as it is; anything else as the JSON text that the JSON-lines format writes for it. */
 export function jsonValue(value: unknown): string {
   if (typeof value === 'string') return stringValue(value);
+  return jsonDocumentValue(value);
+}
+
+/**
+ * Any value, strings included, as the JSON text that the JSON-lines format
+ * writes for it (JSON.stringify escapes a lone surrogate, so any string has one).
+ */
+export function jsonDocumentValue(value: unknown): string {
   const text = JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
   if (text === undefined) throw mismatch(value, 'has no JSON form');
   return text;

@@ -22,6 +22,7 @@ import {
   doubleValue,
   int32Value,
   int64Value,
+  jsonDocumentValue,
   jsonValue,
   stringValue,
   timestampMicros,
@@ -169,7 +170,7 @@ function converter(type: ParquetColumnType): Converter {
     case 'string':
       return stringValue;
     case 'json':
-      return jsonValue;
+      return type.document ? jsonDocumentValue : jsonValue;
   }
 }
 

@@ -184,10 +184,18 @@ const CASES: { column: ParquetColumn; duckType: string; values: unknown[]; read:
     ],
   },
   {
+    // Drivers hand JSON over parsed: a string is a JSON string, and stays one.
     column: col('doc', 'jsonb'),
     duckType: 'VARCHAR',
     values: [{ a: [1, 2], b: 'é' }, '[1,2]', 'plain text', 12, true, [null, 'x']],
-    read: ['{"a":[1,2],"b":"é"}', '[1,2]', 'plain text', '12', 'true', '[null,"x"]'],
+    read: ['{"a":[1,2],"b":"é"}', '"[1,2]"', '"plain text"', '12', 'true', '[null,"x"]'],
+  },
+  {
+    // A type the mapping does not know (a range, a composite): text as it is, other values as JSON.
+    column: col('span', 'int4range'),
+    duckType: 'VARCHAR',
+    values: ['[1,5)', { a: 1 }, 12],
+    read: ['[1,5)', '{"a":1}', '12'],
   },
 ];
 
