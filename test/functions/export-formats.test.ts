@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportSummary } from '../../shared/export';
@@ -14,16 +15,19 @@ import {
   sourcesWithRows,
 } from '../shared/export/catalog-sources';
 import {
+  createBucket,
   createWatermarkTable,
   exportDirectory,
   mysqlClusterParameters,
   parseJsonLines,
   putParameters,
+  s3,
   testRuntime,
 } from '../shared/export/support';
-import { mysqlAdmin, pgAdmin, uniqueName } from '../stack/fixtures';
+import { createPgDatabase, mysqlAdmin, pgAdmin, uniqueName } from '../stack/fixtures';
 import { ddlStatements, parseDdl } from '../support/athena-ddl';
 import { runScript } from '../support/cli';
+import { postgresClusterParameters } from '../support/csvlog-fixtures';
 import { type DuckDbResult, duckdbQuery, isoFromDuckDb, sqlString } from '../support/duckdb';
 import { SessionRecording } from '../support/session-recording';
 
@@ -473,5 +477,458 @@ describe('a catalog table that server versions describe differently', () => {
       'rows_examined DECIMAL(20,0)',
       'rows_affected DECIMAL(20,0)',
     ]);
+  });
+});
+
+/**
+ * Custom exports with a column of every common type, rows straddling
+ * midnight (2024-02-29, a leap day, into 2024-03-01) at microsecond
+ * boundaries: the window edges, 23:59:59.999999 and 00:00:00.000000, ties,
+ * rows just outside the backfilled range, and a row of NULLs. Each format is
+ * compared with the source, queried directly.
+ */
+const FROM = '2024-02-29T23:50:00Z';
+const TO = '2024-03-01T00:10:00Z';
+const AT = [
+  '2024-02-29 23:49:59.999999', // before the range
+  '2024-02-29 23:50:00.000000', // first instant of the first window
+  '2024-02-29 23:54:59.999999', // last of the first window
+  '2024-02-29 23:55:00.000000',
+  '2024-02-29 23:59:59.999999', // last of the day
+  '2024-02-29 23:59:59.999999', // the same instant again
+  '2024-03-01 00:00:00.000000', // first of the next day
+  '2024-03-01 00:00:00.000001',
+  '2024-03-01 00:04:59.999999',
+  '2024-03-01 00:05:00.000000',
+  '2024-03-01 00:09:59.999999', // last of the range
+  '2024-03-01 00:10:00.000000', // the range's end, outside it
+  '2024-02-29 23:57:30.500000', // the row of NULLs
+];
+const NULL_ROW = AT.length;
+
+/** The `i`th sample of a list, cycling; NULL for the row of NULLs. */
+const sample = <T>(id: number, values: readonly T[]): T | null =>
+  id === NULL_ROW ? null : (values[(id - 1) % values.length] as T);
+
+const TEXTS = [
+  `it's "quoted", a back\\slash`,
+  'Zürich — 東京 🎉',
+  '',
+  'tab\there\nnew line',
+  "'; DROP TABLE x; --",
+  `${'long '.repeat(2000)}é`,
+];
+const JSON_DOCS = [
+  '{"a": 1, "b": [true, null, "x"], "é": "ü"}',
+  '[]',
+  '{"nested": {"n": -1.5, "s": "it\'s"}}',
+  '[1, 2.5, "three"]',
+  '"123"',
+];
+const BIG = ['-9223372036854775808', '9223372036854775807', '9007199254740993', '0'];
+const PRICES = ['-12345678.9999', '0.0001', '12.3000', '0.0000'];
+const WIDE = ['12345678901234567890.1234567890', '-0.0000000001', '1.5'];
+const RATIOS = [0.1, -1.5e-300, 1.7976931348623157e308, Math.PI];
+
+interface TypedSource {
+  engine: string;
+  cluster: string;
+  /** The custom export's cluster parameters. */
+  parameters: Record<string, string | string[] | { secure: string }>;
+  /** DuckDB's types of the Parquet columns, as the source's DDL has them. */
+  types: Record<string, string>;
+  jsonColumns: string[];
+  /** Every row of the source table, each value as the database's own text (timestamps ISO in UTC). */
+  read(): Promise<Record<string, string | null>[]>;
+}
+
+const ISO_MYSQL = "'%Y-%m-%dT%H:%i:%s.%fZ'";
+const ISO_PG = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
+
+async function mariadbTyped(): Promise<TypedSource> {
+  const database = uniqueName('typed');
+  const admin = await mysqlAdmin();
+  try {
+    await admin.query("SET time_zone = '+00:00'");
+    await admin.query(`CREATE DATABASE \`${database}\``);
+    await admin.query(
+      `CREATE TABLE \`${database}\`.typed (id INT PRIMARY KEY, at DATETIME(6) NOT NULL, tiny TINYINT,
+        small SMALLINT, whole INT, big BIGINT, ubig BIGINT UNSIGNED, price DECIMAL(12,4), wide DECIMAL(30,10),
+        ratio DOUBLE, flag BOOLEAN, stamp TIMESTAMP(6) NULL, plain DATETIME, day DATE, label VARCHAR(100),
+        body MEDIUMTEXT, doc JSON, INDEX (at)) CHARACTER SET utf8mb4`,
+    );
+    for (const [i, at] of AT.entries()) {
+      const id = i + 1;
+      await admin.query(`INSERT INTO \`${database}\`.typed VALUES (${Array(17).fill('?').join(', ')})`, [
+        id,
+        at,
+        sample(id, [-128, 127, 0]),
+        sample(id, [-32768, 32767, 0, 1]),
+        sample(id, [-2147483648, 2147483647, 0, 42]),
+        sample(id, BIG),
+        sample(id, ['18446744073709551615', '0', '9007199254740993']),
+        sample(id, PRICES),
+        sample(id, WIDE),
+        sample(id, RATIOS),
+        sample(id, [0, 1]),
+        sample(id, [
+          '1970-01-01 00:00:01.000001',
+          '2038-01-19 03:14:07.999999',
+          '2024-02-29 23:59:59.999999',
+        ]),
+        sample(id, ['1000-01-01 00:00:00', '9999-12-31 23:59:59', '2024-02-29 12:00:00']),
+        sample(id, ['1000-01-01', '2024-02-29', '9999-12-31']),
+        sample(
+          id,
+          TEXTS.map((t) => t.slice(0, 100)),
+        ),
+        sample(id, TEXTS),
+        sample(id, JSON_DOCS),
+      ]);
+    }
+  } finally {
+    await admin.end();
+  }
+  return {
+    engine: 'MariaDB',
+    cluster: 'my',
+    parameters: {
+      ...mysqlClusterParameters('my'),
+      'clusters/my/tables': ['none'],
+      'clusters/my/custom/typed/query': `SELECT * FROM \`${database}\`.typed`,
+      'clusters/my/custom/typed/watermark-column': 'at',
+    },
+    types: {
+      id: 'INTEGER',
+      at: 'TIMESTAMP WITH TIME ZONE',
+      tiny: 'INTEGER',
+      small: 'INTEGER',
+      whole: 'INTEGER',
+      big: 'BIGINT',
+      ubig: 'DECIMAL(20,0)',
+      price: 'DECIMAL(12,4)',
+      wide: 'DECIMAL(30,10)',
+      ratio: 'DOUBLE',
+      // BOOLEAN is TINYINT(1) in MariaDB: -128 to 127, not true and false.
+      flag: 'INTEGER',
+      stamp: 'TIMESTAMP WITH TIME ZONE',
+      plain: 'TIMESTAMP WITH TIME ZONE',
+      day: 'DATE',
+      label: 'VARCHAR',
+      body: 'VARCHAR',
+      doc: 'VARCHAR',
+    },
+    jsonColumns: ['doc'],
+    async read() {
+      const reader = await mysqlAdmin();
+      try {
+        await reader.query("SET time_zone = '+00:00'");
+        const text = (c: string) => `CAST(${c} AS CHAR) AS ${c}`;
+        const iso = (c: string) => `DATE_FORMAT(${c}, ${ISO_MYSQL}) AS ${c}`;
+        const [rows] = await reader.query(
+          `SELECT ${[
+            text('id'),
+            iso('at'),
+            ...['tiny', 'small', 'whole', 'big', 'ubig', 'price', 'wide', 'ratio', 'flag'].map(text),
+            iso('stamp'),
+            iso('plain'),
+            `DATE_FORMAT(day, '%Y-%m-%d') AS day`,
+            'label',
+            'body',
+            text('doc'),
+          ].join(', ')} FROM \`${database}\`.typed ORDER BY typed.id`,
+        );
+        return rows as Record<string, string | null>[];
+      } finally {
+        await reader.end();
+      }
+    },
+  };
+}
+
+async function postgresTyped(): Promise<TypedSource> {
+  const database = await createPgDatabase();
+  const admin = await pgAdmin(database);
+  try {
+    await admin.query(
+      `CREATE TABLE typed (id integer PRIMARY KEY, at timestamptz(6) NOT NULL, small int2, whole int4, big int8,
+        price numeric(12,4), wide numeric(30,10), loose numeric, ratio float8, flag boolean, plain timestamp(6),
+        stamp timestamptz, day date, label varchar(100), body text, doc json, docb jsonb);
+       CREATE INDEX ON typed (at)`,
+    );
+    for (const [i, at] of AT.entries()) {
+      const id = i + 1;
+      await admin.query(
+        `INSERT INTO typed VALUES (${Array.from({ length: 17 }, (_, n) => `$${n + 1}`).join(', ')})`,
+        [
+          id,
+          `${at}+00`,
+          sample(id, [-32768, 32767, 0, 1]),
+          sample(id, [-2147483648, 2147483647, 0, 42]),
+          sample(id, BIG),
+          sample(id, PRICES),
+          sample(id, WIDE),
+          sample(id, ['123456789012345678901234567890.123456789012', '0.00000000000000000001', 'NaN']),
+          sample(id, RATIOS),
+          sample(id, [false, true]),
+          sample(id, [
+            '1900-01-01 00:00:00.000001',
+            '2024-02-29 23:59:59.999999',
+            '1969-12-31 23:59:59.999999',
+          ]),
+          sample(id, ['0001-01-01 00:00:00+00', '2024-03-01 00:00:00+00', '9999-12-31 23:59:59.999999+00']),
+          sample(id, ['1000-01-01', '2024-02-29', '9999-12-31']),
+          sample(
+            id,
+            TEXTS.map((t) => t.slice(0, 100)),
+          ),
+          sample(id, TEXTS),
+          sample(id, JSON_DOCS),
+          sample(id, JSON_DOCS),
+        ],
+      );
+    }
+  } finally {
+    await admin.end();
+  }
+  return {
+    engine: 'PostgreSQL',
+    cluster: 'pg',
+    parameters: {
+      ...postgresClusterParameters('pg', database),
+      'clusters/pg/tables': ['none'],
+      'clusters/pg/custom/typed/query': 'SELECT * FROM typed',
+      'clusters/pg/custom/typed/watermark-column': 'at',
+    },
+    types: {
+      id: 'INTEGER',
+      at: 'TIMESTAMP WITH TIME ZONE',
+      small: 'INTEGER',
+      whole: 'INTEGER',
+      big: 'BIGINT',
+      price: 'DECIMAL(12,4)',
+      wide: 'DECIMAL(30,10)',
+      // numeric without a precision has any scale: exact only as text.
+      loose: 'VARCHAR',
+      ratio: 'DOUBLE',
+      flag: 'BOOLEAN',
+      plain: 'TIMESTAMP WITH TIME ZONE',
+      stamp: 'TIMESTAMP WITH TIME ZONE',
+      day: 'DATE',
+      label: 'VARCHAR',
+      body: 'VARCHAR',
+      doc: 'VARCHAR',
+      docb: 'VARCHAR',
+    },
+    jsonColumns: ['doc', 'docb'],
+    async read() {
+      const reader = await pgAdmin(database);
+      try {
+        const { rows } = await reader.query(
+          `SELECT id::text, to_char(at AT TIME ZONE 'UTC', ${ISO_PG}) AS at, small::text, whole::text, big::text,
+            price::text, wide::text, loose::text, ratio::text, flag::text, to_char(plain, ${ISO_PG}) AS plain,
+            to_char(stamp AT TIME ZONE 'UTC', ${ISO_PG}) AS stamp, to_char(day, 'YYYY-MM-DD') AS day, label, body,
+            doc::text, docb::text
+           FROM typed ORDER BY typed.id`,
+        );
+        return rows;
+      } finally {
+        await reader.end();
+      }
+    },
+  };
+}
+
+/** The window of the 5-minute grid an ISO instant falls in, as key bounds (`20240229T235500Z`). */
+function windowOf(iso: string): { lo: string; hi: string } {
+  const minute = Date.parse(`${iso.slice(0, 16)}:00Z`);
+  const lo = minute - (minute % (5 * 60_000));
+  const compactIso = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
+  return { lo: compactIso(lo), hi: compactIso(lo + 5 * 60_000) };
+}
+
+/** A JSON column's value as a JSON value: the source's and Parquet's text parsed, the JSON lines' as they are. */
+function jsonOf(value: unknown, parse: boolean): unknown {
+  if (value === null || value === undefined || !parse) return value ?? null;
+  try {
+    return JSON.parse(String(value));
+  } catch {
+    return { 'not JSON': value };
+  }
+}
+
+describe.each([
+  ['MariaDB', mariadbTyped],
+  ['PostgreSQL', postgresTyped],
+])('a custom export on %s across midnight, typed, in both formats', (_engine, createSource) => {
+  let source: TypedSource;
+  let sourceRows: Record<string, string | null>[];
+  /** The source rows inside the backfilled range, by id. */
+  let expected: Map<number, Record<string, string | null>>;
+  const dirs = { parquet: '', json: '' };
+  let bucket: string;
+
+  beforeAll(async () => {
+    source = await createSource();
+    sourceRows = await source.read();
+    expected = new Map(
+      sourceRows
+        .filter(
+          (r) =>
+            (r.at as string) >= FROM.replace('Z', '.000000Z') &&
+            (r.at as string) < TO.replace('Z', '.000000Z'),
+        )
+        .map((r) => [Number(r.id), r]),
+    );
+    bucket = await createBucket();
+    dirs.parquet = exportDirectory();
+    dirs.json = exportDirectory();
+    for (const format of ['parquet', 'json', 's3'] as const) {
+      const destination = format === 's3' ? `s3://${bucket}/logs` : `file://${dirs[format]}`;
+      const path = `/${uniqueName('formats')}`;
+      await putParameters(path, {
+        'global/destination': destination,
+        'global/window-minutes': '5',
+        'global/fan-out': 'off',
+        'global/enabled-clusters': [source.cluster],
+        ...(format === 'json' ? {} : { 'global/format': 'parquet' }),
+        ...source.parameters,
+      });
+      const runtime = testRuntime({ path, watermarkTable: await createWatermarkTable() });
+      const summary = await makeHandler(runtime)({
+        cluster: source.cluster,
+        tables: ['typed'],
+        from: FROM,
+        to: TO,
+      });
+      const [typed] = tablesOf(summary);
+      expect(typed?.windows).toBe(4);
+      expect(typed?.objectsWritten).toBe(4);
+      expect(typed?.rows).toBe(expected.size);
+    }
+  }, 120_000);
+
+  it('has rows inside and outside the range, at both sides of midnight, and a row of NULLs', () => {
+    expect(sourceRows).toHaveLength(AT.length);
+    expect(expected.size).toBe(AT.length - 2);
+    expect([...expected.values()].map((r) => (r.at as string).slice(0, 10))).toContain('2024-03-01');
+    const nulls = expected.get(NULL_ROW) as Record<string, string | null>;
+    expect(
+      Object.entries(nulls)
+        .filter(([, v]) => v !== null)
+        .map(([c]) => c),
+    ).toEqual(['id', 'at']);
+  });
+
+  it('types the Parquet columns as the source declares them', async () => {
+    expect(await duckTypes(parquetTree(dirs.parquet))).toEqual({
+      ...source.types,
+      cluster: 'VARCHAR',
+      dt: 'DATE',
+    });
+  });
+
+  it('writes every row of the range once, in the object of its window and the dt partition of its day, in both formats', async () => {
+    const located = {
+      parquet: (
+        await duckdbQuery(
+          `SELECT id, dt::VARCHAR AS dt, filename FROM read_parquet(${sqlString(`${dirs.parquet}/**/*.parquet`)}, hive_partitioning = true, filename = true)`,
+        )
+      ).rows,
+      json: (
+        await duckdbQuery(
+          `SELECT id, dt::VARCHAR AS dt, filename FROM read_json(${sqlString(`${dirs.json}/**/*.jsonl.gz`)}, format = 'newline_delimited', hive_partitioning = true, filename = true, columns = {id: 'INTEGER'})`,
+        )
+      ).rows,
+    };
+    const perWindow = new Map<string, number>();
+    for (const row of expected.values()) {
+      const { lo, hi } = windowOf(row.at as string);
+      perWindow.set(`${lo}.${hi}`, (perWindow.get(`${lo}.${hi}`) ?? 0) + 1);
+    }
+
+    for (const [format, rows] of Object.entries(located)) {
+      expect(
+        rows.map((r) => Number(r.id)).sort((a, b) => a - b),
+        format,
+      ).toEqual([...expected.keys()].sort((a, b) => a - b));
+      for (const row of rows) {
+        const at = expected.get(Number(row.id))?.at as string;
+        const { lo, hi } = windowOf(at);
+        expect(row.dt, `${format} id ${row.id} at ${at}`).toBe(at.slice(0, 10));
+        expect(String(row.filename), `${format} id ${row.id} at ${at}`).toMatch(
+          new RegExp(
+            `/typed/cluster=${source.cluster}/dt=${at.slice(0, 10)}/typed\\.${source.cluster}\\.${lo}\\.${hi}\\.`,
+          ),
+        );
+      }
+      const counts = new Map<string, number>();
+      for (const row of rows) {
+        const window = /\.(\d{8}T\d{6}Z\.\d{8}T\d{6}Z)\.(parquet|jsonl\.gz)$/.exec(
+          String(row.filename),
+        )?.[1] as string;
+        counts.set(window, (counts.get(window) ?? 0) + 1);
+      }
+      expect(new Map([...counts].sort()), format).toEqual(new Map([...perWindow].sort()));
+    }
+    expect([...perWindow.keys()].sort()).toEqual([
+      '20240229T235000Z.20240229T235500Z',
+      '20240229T235500Z.20240301T000000Z',
+      '20240301T000000Z.20240301T000500Z',
+      '20240301T000500Z.20240301T001000Z',
+    ]);
+  });
+
+  it('holds the values of the source in every column, NULLs included, in both formats', async () => {
+    const types = source.types;
+    const fromSource = [...expected.values()].map((row) =>
+      Object.fromEntries(
+        Object.entries(types).map(([c, type]) => {
+          const text = row[c] ?? null;
+          if (source.jsonColumns.includes(c)) return [c, jsonOf(text, true)];
+          if (text !== null && type === 'BOOLEAN') return [c, text === 'true'];
+          return [c, comparable(type, text)];
+        }),
+      ),
+    );
+    const exported = (rows: Record<string, unknown>[], parseJson: boolean) =>
+      rows
+        .map((row) =>
+          Object.fromEntries(
+            Object.entries(types).map(([c, type]) => [
+              c,
+              source.jsonColumns.includes(c) ? jsonOf(row[c], parseJson) : comparable(type, row[c]),
+            ]),
+          ),
+        )
+        .sort((a, b) => Number(a.id) - Number(b.id));
+    const parquet = await duckdbQuery(`SELECT * EXCLUDE (cluster, dt) FROM ${parquetTree(dirs.parquet)}`);
+    const lines: Record<string, unknown>[] = [];
+    for (const file of await treeFiles(dirs.json))
+      lines.push(...parseJsonLines(gunzipSync(await readFile(join(dirs.json, file))).toString()));
+
+    expect(exported(parquet.rows, true)).toEqual(fromSource);
+    expect(exported(lines, false)).toEqual(fromSource);
+  });
+
+  it('puts the same Parquet objects on S3 (moto): keys ending in .parquet, Content-Type application/vnd.apache.parquet, the bytes the file sink wrote', async () => {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'logs/' }));
+    const keys = (listed.Contents ?? []).map((o) => o.Key as string).sort();
+
+    expect(keys.map((k) => k.slice('logs/'.length))).toEqual(await treeFiles(dirs.parquet));
+    expect(keys).toHaveLength(4);
+    for (const key of keys) {
+      expect(key).toMatch(
+        new RegExp(
+          `^logs/typed/cluster=${source.cluster}/dt=\\d{4}-\\d{2}-\\d{2}/typed\\.${source.cluster}\\.\\d{8}T\\d{6}Z\\.\\d{8}T\\d{6}Z\\.parquet$`,
+        ),
+      );
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      expect(object.ContentType, key).toBe('application/vnd.apache.parquet');
+      const bytes = Buffer.from(
+        await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
+      expect(bytes.equals(await readFile(join(dirs.parquet, key.slice('logs/'.length)))), key).toBe(true);
+    }
   });
 });
