@@ -25,6 +25,7 @@ import {
   testRuntime,
 } from '../shared/export/support';
 import { createPgDatabase, mysqlAdmin, pgAdmin, uniqueName } from '../stack/fixtures';
+import { projectRoot } from '../stack/prerequisites';
 import { ddlStatements, parseDdl } from '../support/athena-ddl';
 import { runScript } from '../support/cli';
 import { postgresClusterParameters } from '../support/csvlog-fixtures';
@@ -383,6 +384,46 @@ describe('every catalog table in both formats, read back by DuckDB', () => {
       );
       expect(declared, table.name).toEqual(read);
     }
+  });
+
+  it("runs the Parquet example queries of docs/athena.md in DuckDB over the objects: as written, and for this export's clusters and day", async () => {
+    const page = await readFile(join(projectRoot, 'docs/athena.md'), 'utf8');
+    const section = page.slice(
+      page.indexOf('\n## Parquet\n'),
+      page.indexOf('\n## PostgreSQL and Redshift tables'),
+    );
+    const statements = (/```sql\n([\s\S]*?)```/.exec(section)?.[1] ?? '')
+      .split(/;\s*\n/)
+      .map((statement) => statement.trim())
+      .filter(Boolean);
+    const day = /\/dt=(\d{4}-\d{2}-\d{2})\//.exec((await treeFiles(parquetDir))[0] ?? '')?.[1] as string;
+    const here = (sql: string) =>
+      sql
+        .replaceAll("'app-1'", "'my'")
+        .replaceAll("'dw-1'", "'rs'")
+        .replaceAll("'pg-1'", "'pg'")
+        .replaceAll('2024-05-01', day);
+    await duckdbQuery('CREATE SCHEMA IF NOT EXISTS log_export');
+    for (const table of CATALOG)
+      await duckdbQuery(
+        `CREATE OR REPLACE VIEW log_export.${table.name} AS SELECT * FROM ${parquetTree(join(parquetDir, table.name))}`,
+      );
+
+    expect(statements.map((s) => /FROM log_export\.(\w+)/.exec(s)?.[1])).toEqual([
+      'general_log',
+      'stl_query',
+      'postgres_log',
+      'slow_log',
+    ]);
+    for (const statement of statements) {
+      const written = await duckdbQuery(statement);
+      expect(written.rows, statement).toEqual([]);
+    }
+    const rows = [];
+    for (const statement of statements) rows.push((await duckdbQuery(here(statement))).rows.length);
+    expect(rows[0], 'busiest users').toBeGreaterThan(0);
+    expect(rows[1], 'slowest Redshift statements').toBe(1);
+    expect(rows[3], 'rows examined').toBeGreaterThan(0);
   });
 
   it('masks the password of IDENTIFIED BY and PASSWORD in the Parquet objects: in no value DuckDB reads, in no byte of a file', async () => {
