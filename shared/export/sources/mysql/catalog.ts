@@ -74,10 +74,10 @@ export function mysqlLogTable(
             `WHERE IF((${position} := ${position} + 1) > ${range.from} AND ${position} <= ${range.to}, ${timeFilter}, FALSE)`
           );
         });
-        // No range: no rows, but the table's columns.
+        // No range: no rows, but the same columns as with ranges (a Parquet schema is described from the first query).
         return parts.length > 0
           ? parts.join(' UNION ALL ')
-          : `SELECT * FROM ${from(session, name)} WHERE FALSE`;
+          : `SELECT *, ${basis} FROM ${from(session, name)} WHERE FALSE`;
       },
     },
   };
