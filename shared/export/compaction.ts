@@ -12,7 +12,7 @@ import { type CompactRequest, isCalendarDay } from './event';
 import type { ExportSummary } from './exporter';
 import type { WatermarkStore } from './plan/watermark-store';
 import type { Sink } from './sinks';
-import { dayOf, hours, toMicros } from './sources/time';
+import { dayOf, hours, parseTimestamp, toMicros } from './sources/time';
 import type { TableSummary } from './table-export';
 
 /**
@@ -37,11 +37,30 @@ export interface CompactionDeps {
   throughDaily?: (body: Readable) => Readable;
 }
 
-const EXTENSIONS: readonly OutputFormat[] = ['jsonl.gz', 'parquet'];
-
 /** The key of a table's daily object. */
 export function dailyKey(cluster: string, table: string, date: string, format: OutputFormat): string {
   return `${table}_daily/cluster=${cluster}/dt=${date}/${table}.${cluster}.${date.replaceAll('-', '')}.${format}`;
+}
+
+/** A window object's key, `<...>/<table>.<cluster>.<lo>.<hi>.<format>` (see objectKey), parsed; undefined if it is not one. */
+function parseWindowKey(
+  key: string,
+  cluster: string,
+  table: string,
+): { lo: number; hi: number; format: OutputFormat } | undefined {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  const head = `${table}.${cluster}.`;
+  if (!name.startsWith(head)) return undefined;
+  const match = /^(\d{8}T\d{6}Z)\.(\d{8}T\d{6}Z)\.(jsonl\.gz|parquet)$/.exec(name.slice(head.length));
+  if (!match) return undefined;
+  const micros = (t: string) =>
+    parseTimestamp(
+      `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13, 15)}Z`,
+    );
+  const lo = micros(match[1] as string);
+  const hi = micros(match[2] as string);
+  if (lo === undefined || hi === undefined || lo >= hi) return undefined;
+  return { lo, hi, format: match[3] as OutputFormat };
 }
 
 /** Compacts one day of the requested tables; each table's outcome is reported, none stops the others. */
@@ -120,14 +139,32 @@ async function compactTable(
     const listed = (await deps.sink.list(`${table}/cluster=${cluster}/dt=${date}/`)).filter((k) =>
       k.slice(k.lastIndexOf('/') + 1).startsWith(windowPrefix),
     );
-    const others = listed.filter((k) => EXTENSIONS.some((ext) => ext !== format && k.endsWith(`.${ext}`)));
+    const parsed = listed.map((k) => ({ key: k, window: parseWindowKey(k, cluster, table) }));
+    const stray = parsed.find((p) => p.window === undefined);
+    if (stray) {
+      // A copy or a foreign object under the table's name would put its rows into the day twice, or unknown rows in it.
+      return refuse(`${deps.sink.describe(stray.key)} is not a window object`);
+    }
+    const others = parsed.filter((p) => p.window?.format !== format);
     if (others.length > 0) {
       // Rows of the other format would be left out of the day: refuse rather than compact part of it.
       return refuse(
         `${others.length} window object(s) of ${date} are not ${format} (the format changed that day)`,
       );
     }
-    const windows = listed.filter((k) => k.endsWith(`.${format}`));
+    const foreign = parsed.find((p) => dayOf(p.window?.lo ?? 0) !== date);
+    if (foreign) return refuse(`${deps.sink.describe(foreign.key)} holds a window not of ${date}`);
+    // Key order is time order (fixed-width timestamps); windows must not overlap, or rows would be in the day twice.
+    for (let i = 1; i < parsed.length; i++) {
+      const previous = parsed[i - 1] as (typeof parsed)[number];
+      const current = parsed[i] as (typeof parsed)[number];
+      if ((current.window?.lo ?? 0) < (previous.window?.hi ?? 0)) {
+        return refuse(
+          `window objects ${deps.sink.describe(previous.key)} and ${deps.sink.describe(current.key)} overlap (the window length changed and the day was exported again)`,
+        );
+      }
+    }
+    const windows = parsed.map((p) => p.key);
     if (windows.length === 0) {
       summary.skipped = `no window objects on ${date}`;
       logger.info('Nothing to compact');
