@@ -2,13 +2,25 @@ import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { MemberRole, SecretsManagerClients } from '../aws/assume-role';
 import type { ConnectionTarget } from '../db/connect';
 import { TLS_SERVER_NAME_PROBLEM, tlsModeFrom, tlsServerNameFrom } from '../db/tls';
-import { AuthenticationError, SecretFormatError } from '../errors';
+import { AuthenticationError, ConfigError, SecretFormatError } from '../errors';
 import { type Logger, registerSecret } from '../log';
 import type { Credentials } from './config';
 
 const DEFAULT_PORT = { mysql: 3306, postgres: 5432, redshift: 5439 } as const;
 /** How long a secret value read is reused, unless a login with it is refused first. */
 export const DEFAULT_SECRET_CACHE_MS = 5 * 60_000;
+
+/** `EXPORT_SECRET_CACHE_TTL_SECONDS` in milliseconds: the default unless set; anything but a non-negative number is refused. */
+export function secretCacheTtlMs(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_SECRET_CACHE_MS;
+  const seconds = value.trim() === '' ? Number.NaN : Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new ConfigError('Invalid secret cache TTL', [
+      { parameter: 'EXPORT_SECRET_CACHE_TTL_SECONDS', problem: 'must be a non-negative number of seconds' },
+    ]);
+  }
+  return seconds * 1000;
+}
 
 interface CachedTarget {
   target: ConnectionTarget;

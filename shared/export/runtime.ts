@@ -15,7 +15,7 @@ import {
   resolveConfig,
   runningOnLambda,
 } from './config';
-import { CredentialSource, DEFAULT_SECRET_CACHE_MS } from './credentials';
+import { CredentialSource, secretCacheTtlMs } from './credentials';
 import type { ExportRequest } from './event';
 import { type ExportSummary, runExport, type SessionOpener } from './exporter';
 import { type ClusterInvoker, lambdaInvoker } from './plan/fan-out';
@@ -77,7 +77,7 @@ export function defaultExportRuntime(): ExportRuntime {
     credentials: new CredentialSource(
       new SecretsManagerClients({ own: secretsManagerClient }),
       Date.now,
-      Number(process.env.EXPORT_SECRET_CACHE_TTL_SECONDS ?? DEFAULT_SECRET_CACHE_MS / 1000) * 1000,
+      secretCacheTtlMs(process.env.EXPORT_SECRET_CACHE_TTL_SECONDS),
     ),
     invoker: lambdaInvoker(lambdaClient),
     openers: SESSION_OPENERS,
