@@ -89,10 +89,24 @@ export function defaultExportRuntime(): ExportRuntime {
     lagAlarmWindows: Number(process.env.EXPORT_LAG_ALARM_WINDOWS ?? 4),
     tableMetrics: tableMetricsSetting(process.env.EXPORT_TABLE_METRICS),
     safetyMarginMs: Number(process.env.EXPORT_SAFETY_MARGIN_SECONDS ?? 60) * 1000,
-    concurrency: Number(process.env.EXPORT_CONCURRENCY ?? 4),
+    concurrency: exportConcurrency(process.env.EXPORT_CONCURRENCY),
     localBudgetMs: 14 * 60_000,
     now: Date.now,
   };
+}
+
+/**
+ * `EXPORT_CONCURRENCY`: clusters (tables, when compacting) run at once in process, 4 unless set. Anything but a
+ * positive integer is refused: NaN or 0 would start no worker, and the run would do nothing and report no error.
+ */
+export function exportConcurrency(value: string | undefined): number {
+  if (value === undefined) return 4;
+  if (!/^\s*[1-9]\d*\s*$/.test(value)) {
+    throw new ConfigError('Invalid concurrency', [
+      { parameter: 'EXPORT_CONCURRENCY', problem: 'must be a positive integer' },
+    ]);
+  }
+  return Number(value);
 }
 
 /** Loads the configuration and runs one validated request. */
