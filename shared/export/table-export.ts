@@ -380,6 +380,8 @@ class WindowRunner {
         batch.length > 1
           ? ordered({ lo: micro(batch[0] as Window).lo, hi: micro(batch.at(-1) as Window).hi })
           : undefined;
+      // Described before its rows are read (the session answers one question at a time): Parquet's columns.
+      if (sharedSql !== undefined) await this.encoder.prepare?.(sharedSql);
       const shared =
         sharedSql === undefined
           ? undefined
@@ -451,6 +453,8 @@ const redactColumns = (ctx: TableExportContext) => (ctx.cluster.redact ? ctx.tab
  * query, described by that query).
  */
 interface WindowEncoder {
+  /** Learns what it needs of a query before `rows` gets that query's rows (Parquet: the described columns). */
+  prepare?(sql: string): Promise<void>;
   query(sql: string, counter: RowCounter): Promise<AsyncIterable<Uint8Array | string>>;
   rows(
     sql: string,

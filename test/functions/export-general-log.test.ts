@@ -14,6 +14,7 @@ import {
   testRuntime,
 } from '../shared/export/support';
 import { mysqlAdmin, randomPassword, uniqueName } from '../stack/fixtures';
+import { readParquetTree } from '../support/duckdb';
 
 describe('export handler: the real MariaDB general_log and slow_log to files', () => {
   it('exports each statement once, backup twin included, with passwords in CREATE USER, ALTER USER and SET PASSWORD masked', async () => {
@@ -106,5 +107,43 @@ describe('export handler: the real MariaDB general_log and slow_log to files', (
     expect(row.event_time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
     const mark = await readWatermark(watermarkTable, 'db1', 'general_log');
     expect(mark?.watermark).toBe(first.clusters[0]?.tables[0]?.watermark);
+  }, 150_000);
+
+  it('masks passwords in general_log as Parquet (global/format parquet) as it does in JSON lines', async () => {
+    const path = `/${uniqueName('export')}`;
+    const directory = exportDirectory();
+    const watermarkTable = await createWatermarkTable();
+    await putParameters(path, {
+      'global/destination': `file://${directory}`,
+      'global/format': 'parquet',
+      'global/window-minutes': '1',
+      'global/lag-seconds': '0',
+      'global/initial-lookback-hours': '1',
+      ...mysqlClusterParameters('db1'),
+      'clusters/db1/tables': ['general_log'],
+    });
+    const user = uniqueName('parquet');
+    const passwords = [randomPassword(), randomPassword()];
+    const admin = await mysqlAdmin();
+    try {
+      await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', passwords[0]]);
+      await admin.query('SET PASSWORD FOR ?@? = PASSWORD(?)', [user, '%', passwords[1]]);
+      await admin.query('DROP USER ?@?', [user, '%']);
+    } finally {
+      await admin.end();
+    }
+    const closes = floorToGrid(await mysqlNow(), 1) + minutes(1);
+    await sleep(Math.max(0, (closes - (await mysqlNow())) / 1000) + 500);
+    const handler = makeHandler(testRuntime({ path, watermarkTable }));
+    const summary = await handler({ cluster: 'db1' });
+    expect(summary.clusters[0]?.tables[0]?.error).toBeUndefined();
+
+    const { rows } = await readParquetTree(directory);
+    const mine = rows.filter((r) => String(r.argument).includes(user));
+    expect(mine.map((r) => String(r.argument).split(' ')[0])).toEqual(['CREATE', 'SET', 'DROP']);
+    expect(mine[0]?.argument).toContain("IDENTIFIED BY '<redacted>'");
+    expect(mine[1]?.argument).toContain("PASSWORD('<redacted>')");
+    const everything = JSON.stringify(rows);
+    for (const password of passwords) expect(everything).not.toContain(password);
   }, 150_000);
 });
