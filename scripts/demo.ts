@@ -170,7 +170,7 @@ async function queryExport(): Promise<void> {
   const queries: [string, string][] = [
     [
       'Busiest MariaDB users (general_log)',
-      `SELECT cluster, regexp_extract(user_host, '^([^\\[]*)', 1) AS "user", command_type, count(*) AS statements
+      `SELECT cluster, regexp_extract(user_host, '\\[([^\\]]*)\\]', 1) AS "user", command_type, count(*) AS statements
          FROM ${tree('general_log')} GROUP BY ALL ORDER BY statements DESC, "user" LIMIT 5`,
     ],
     [
