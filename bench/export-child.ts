@@ -1,7 +1,8 @@
 /**
  * One measured export, run in its own process so that its peak RSS is its own:
  * a one-window backfill of one cluster's custom export. Prints one JSON line.
- * Arguments (JSON in argv[2]): stack, path, watermarkTable, cluster, from, to.
+ * Arguments (JSON in BENCH_EXPORT_CHILD, not on the command line: they hold the stack's passwords):
+ * stack, path, watermarkTable, cluster, from, to.
  */
 import { performance } from 'node:perf_hooks';
 import { ConfigLoader } from '../shared/config';
@@ -18,7 +19,7 @@ interface ChildArgs {
   to: string;
 }
 
-const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs;
+const args = JSON.parse(process.env.BENCH_EXPORT_CHILD ?? '{}') as ChildArgs;
 useStackEnvironment(args.stack);
 process.env.LOG_LEVEL = 'WARN';
 const runtime = {

@@ -92,22 +92,12 @@ try {
 
   const exporter = async (cluster: string, format: keyof typeof paths = 'jsonl.gz') => {
     const path = paths[format];
-    const { stdout } = await run(
-      'npx',
-      [
-        'tsx',
-        'bench/export-child.ts',
-        JSON.stringify({
-          stack,
-          path,
-          watermarkTable: `${watermarkTable}-${format}`,
-          cluster,
-          from: FROM,
-          to: TO,
-        }),
-      ],
-      { maxBuffer: 1 << 20 },
-    );
+    // The arguments (the stack's passwords among them) go by the environment: a failed child's error names its command line.
+    const args = { stack, path, watermarkTable: `${watermarkTable}-${format}`, cluster, from: FROM, to: TO };
+    const { stdout } = await run('npx', ['tsx', 'bench/export-child.ts'], {
+      maxBuffer: 1 << 20,
+      env: { ...process.env, BENCH_EXPORT_CHILD: JSON.stringify(args) },
+    });
     return JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
       rows: number;
       seconds: number;
