@@ -443,6 +443,9 @@ describe('the packaged CloudFormation template', () => {
       for (const bad of [
         '*',
         'arn:aws:iam::*:*',
+        // Any role at all: the name must start with a literal character.
+        'arn:aws:iam::*:role/*',
+        'arn:aws:iam::111111111111:role/?*',
         'arn:aws:iam::111111111111:user/x',
         'arn:aws:s3:::bucket',
       ]) {
