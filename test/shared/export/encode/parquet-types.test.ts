@@ -1,7 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FieldPacket } from 'mysql2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeJsonLines } from '../../../../shared/export/encode/jsonl';
 import { encodeParquet } from '../../../../shared/export/encode/parquet';
@@ -9,8 +8,6 @@ import {
   type ParquetColumn,
   type ParquetColumnType,
   parquetTypeOf,
-  parquetTypeOfMysqlField,
-  parquetTypeOfPostgresField,
 } from '../../../../shared/export/encode/parquet-types';
 import { CATALOG_COLUMNS } from '../../../../shared/export/sources/catalog';
 import { MysqlSession } from '../../../../shared/export/sources/mysql/session';
@@ -199,50 +196,6 @@ beforeAll(async () => {
   }
 });
 
-/** The Parquet columns of the PostgreSQL query, from the RowDescription pg reports. */
-async function pgColumns(sql: string): Promise<ParquetColumn[]> {
-  const client = await pgAdmin(pgDatabase);
-  try {
-    const result = await client.query(`SELECT * FROM (${sql}) AS q LIMIT 0`);
-    return result.fields.map((f) => ({ name: f.name, type: parquetTypeOfPostgresField(f) }));
-  } finally {
-    await client.end();
-  }
-}
-
-/** The Parquet columns of the MariaDB query, from mysql2's field packets. */
-async function myColumns(sql: string): Promise<ParquetColumn[]> {
-  const client = await mysqlAdmin();
-  try {
-    await client.query(`USE \`${myDatabase}\``);
-    const [, fields] = await client.query(`SELECT * FROM (${sql}) AS q LIMIT 0`);
-    return (fields as FieldPacket[]).map((f) => ({
-      name: f.name,
-      type: parquetTypeOfMysqlField({
-        columnType: f.columnType as number,
-        flags: Number(f.flags),
-        decimals: f.decimals,
-        columnLength: f.columnLength,
-        extendedFormat: (f as FieldPacket & { extendedFormat?: string }).extendedFormat,
-      }),
-    }));
-  } finally {
-    await client.end();
-  }
-}
-
-describe('types of the columns a driver describes', () => {
-  it('maps PostgreSQL type OIDs and modifiers', async () => {
-    const columns = await pgColumns('SELECT * FROM samples');
-    expect(Object.fromEntries(columns.map((c) => [c.name, kind(c.type)]))).toEqual(PG_EXPECTED);
-  });
-
-  it('maps MariaDB column types, flags and DECIMAL lengths', async () => {
-    const columns = await myColumns('SELECT * FROM samples');
-    expect(Object.fromEntries(columns.map((c) => [c.name, kind(c.type)]))).toEqual(MY_EXPECTED);
-  });
-});
-
 /** What JSON lines carry for a value, in the form DuckDB's JSON values of the Parquet column take. */
 function asRead(value: unknown, type: ParquetColumnType): unknown {
   if (value === null || value === undefined) return null;
@@ -358,13 +311,6 @@ describe('rows of the exporter sessions, encoded with the described types', () =
     expect(got).toEqual(expected);
     expect(got[0]?.huge).toBe('18446744073709551615');
     expect(got[1]?.at_dt).toBe('1969-12-31T23:59:59.999999Z');
-    expect(got[0]?.doc).toBe('{"a":[1,2]}');
-  });
-
-  it('reads back from MariaDB rows what JSON lines carry, typed by the field packets (JSON included)', async () => {
-    const sql = 'SELECT * FROM samples ORDER BY id';
-    const { got, expected } = await roundTrip(mySession, await myColumns(sql), sql);
-    expect(got).toEqual(expected);
     expect(got[0]?.doc).toBe('{"a":[1,2]}');
   });
 });
