@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { EventError } from '../errors';
@@ -9,9 +9,9 @@ import { createParallelGzip } from './encode/gzip';
 import { PARQUET_CONTENT_TYPE } from './encode/parquet';
 import { concatParquet } from './encode/parquet-concat';
 import { type CompactRequest, isCalendarDay } from './event';
-import type { ExportSummary } from './exporter';
+import { type ExportSummary, mapLimited } from './exporter';
 import type { WatermarkStore } from './plan/watermark-store';
-import type { Sink } from './sinks';
+import { type Sink, writeStreamed } from './sinks';
 import { dayOf, hours, parseTimestamp, toMicros } from './sources/time';
 import type { TableSummary } from './table-export';
 
@@ -33,8 +33,6 @@ export interface CompactionDeps {
   now: () => number;
   /** Tables compacted at once. */
   concurrency: number;
-  /** Test hook: the bytes of the daily object pass through here before the sink. */
-  throughDaily?: (body: Readable) => Readable;
 }
 
 /** The key of a table's daily object. */
@@ -82,15 +80,9 @@ export async function runCompaction(request: CompactRequest, deps: CompactionDep
     const tables = request.table !== undefined ? [request.table] : [...cluster.tables.keys()];
     for (const table of tables) jobs.push({ cluster, table });
   }
-  const results: TableSummary[] = new Array(jobs.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < jobs.length; i = next++) {
-      const job = jobs[i] as (typeof jobs)[number];
-      results[i] = await compactTable(job.cluster.name, job.table, date, deps);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(deps.concurrency, jobs.length)) }, worker));
+  const results = await mapLimited(jobs, deps.concurrency, (job) =>
+    compactTable(job.cluster.name, job.table, date, deps),
+  );
   // One entry per cluster, its tables in request order: the summary every run returns.
   const clusters = names.map((cluster) => ({
     cluster,
@@ -196,41 +188,27 @@ async function writeDaily(
   counter: { rows: number; bytes: number },
 ): Promise<'written' | 'exists'> {
   // JSON lines: decompressed and gzipped again as one member. Parquet: the windows' row groups copied as they are.
-  const compressor = format === 'jsonl.gz' ? createParallelGzip() : new ByteCounter();
-  const pieces =
+  // A window that cannot be read to its end leaves no daily object behind (writeStreamed aborts the write).
+  const { outcome, bytes } =
     format === 'jsonl.gz'
-      ? jsonLinesOf(deps.sink, windows, counter)
-      : concatParquet(parquetFilesOf(deps.sink, windows), counter);
-  const body = deps.throughDaily ? deps.throughDaily(compressor) : compressor;
-  const abort = new AbortController();
-  const encoded = pipeline(Readable.from(pieces, { highWaterMark: 1 }), compressor).catch((error) => {
-    // A window could not be read to its end: the daily object must not become visible.
-    abort.abort(error);
-    throw error;
-  });
-  const written = deps.sink.write(key, body, {
-    replace: false,
-    signal: abort.signal,
-    contentType: format === 'parquet' ? PARQUET_CONTENT_TYPE : undefined,
-  });
-  try {
-    const [, outcome] = await Promise.all([encoded, written]);
-    counter.bytes = compressor.bytesOut;
-    return outcome;
-  } catch (error) {
-    abort.abort(error);
-    compressor.destroy();
-    await Promise.allSettled([encoded, written]);
-    throw error;
-  }
+      ? await writeStreamed(deps.sink, key, jsonLinesOf(deps.sink, windows, counter), createParallelGzip(), {
+          replace: false,
+        })
+      : await writeStreamed(
+          deps.sink,
+          key,
+          concatParquet(parquetFilesOf(deps.sink, windows), counter),
+          new ByteCounter(),
+          { replace: false, contentType: PARQUET_CONTENT_TYPE },
+        );
+  counter.bytes = bytes;
+  return outcome;
 }
 
 /** Each window's Parquet object, read whole (a Parquet file is read from its footer), one at a time. */
 async function* parquetFilesOf(sink: Sink, keys: readonly string[]) {
   for (const key of keys) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await sink.read(key)) chunks.push(chunk as Buffer);
-    yield { name: sink.describe(key), bytes: new Uint8Array(Buffer.concat(chunks)) };
+    yield { name: sink.describe(key), bytes: new Uint8Array(await buffer(await sink.read(key))) };
   }
 }
 

@@ -210,7 +210,7 @@ async function exportCluster(
 }
 
 /** Runs `work` over `items` with at most `limit` at once, keeping the input order in the results. */
-async function mapLimited<T, R>(
+export async function mapLimited<T, R>(
   items: readonly T[],
   limit: number,
   work: (item: T) => Promise<R>,

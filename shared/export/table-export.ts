@@ -1,19 +1,16 @@
-import { Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ExportError } from '../errors';
 import type { Logger } from '../log';
 import type { ClusterConfig, ExportConfig, OutputFormat } from './config';
 import { ByteCounter } from './encode/byte-counter';
 import { createParallelGzip } from './encode/gzip';
-import { encodeJsonLines, peek, type Row, type RowCounter } from './encode/jsonl';
+import { encodeJsonLines, maskSqlText, peek, type Row, type RowCounter } from './encode/jsonl';
 import { encodeParquet, PARQUET_CONTENT_TYPE } from './encode/parquet';
 import { type ParquetColumn, parquetTypeOf } from './encode/parquet-types';
-import { redactSql } from './masking';
 import { batchWindows, WindowedRows } from './plan/batches';
 import { planBackfill, planBatchWindows, planWindows, type Window } from './plan/planner';
 import type { Lease, WatermarkStore } from './plan/watermark-store';
-import type { Sink } from './sinks';
+import { type ObjectStage, type Sink, writeStreamed } from './sinks';
 import {
   type AppendOnlySource,
   CATALOG_COLUMNS,
@@ -462,7 +459,7 @@ interface WindowEncoder {
     counter: RowCounter,
   ): Promise<AsyncIterable<Uint8Array | string>>;
   /** The stage between the bytes and the sink: gzip for JSON lines; none for Parquet (compressed inside). */
-  compressor(): (Transform & { bytesOut: number }) | undefined;
+  compressor(): ObjectStage | undefined;
   /** The objects' media type. */
   readonly contentType: string;
 }
@@ -553,12 +550,8 @@ async function* maskRows(
   counter: RowCounter,
 ): AsyncGenerator<Row> {
   for await (const row of rows) {
-    for (const column of columns) {
-      const value = row[column];
-      if (typeof value === 'string') row[column] = redactSql(value);
-    }
     counter.rows += 1;
-    yield row;
+    yield maskSqlText(row, columns);
   }
 }
 
@@ -584,30 +577,18 @@ async function writeWindow(
   const counter = { rows: 0 };
   const lines = await peek(await open(counter));
   if (!lines) return { outcome: 'empty', rows: 0 };
-  const compressor = encoder.compressor();
-  const body = compressor ?? new ByteCounter();
-  const abort = new AbortController();
-  const encoded = pipeline(Readable.from(lines, { highWaterMark: 1 }), body).catch((error) => {
-    // Rows could not be read to the end: the object must not become visible.
-    abort.abort(error);
-    throw error;
-  });
-  const written = ctx.sink.write(key, body, {
-    replace,
-    signal: abort.signal,
-    contentType: encoder.contentType,
-  });
-  try {
-    const [, outcome] = await Promise.all([encoded, written]);
-    return outcome === 'written'
-      ? { outcome, rows: counter.rows, bytes: body.bytesOut }
-      : { outcome, rows: 0 };
-  } catch (error) {
-    abort.abort(error);
-    body.destroy();
-    await Promise.allSettled([encoded, written]);
-    throw error;
-  }
+  // Rows that cannot be read to the end leave no object behind (writeStreamed aborts the write).
+  const { outcome, bytes } = await writeStreamed(
+    ctx.sink,
+    key,
+    lines,
+    encoder.compressor() ?? new ByteCounter(),
+    {
+      replace,
+      contentType: encoder.contentType,
+    },
+  );
+  return outcome === 'written' ? { outcome, rows: counter.rows, bytes } : { outcome, rows: 0 };
 }
 
 const micro = (w: Window) => ({ lo: toMicros(w.lo), hi: toMicros(w.hi) });

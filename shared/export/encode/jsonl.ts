@@ -11,13 +11,18 @@ export interface RowCounter {
   rows: number;
 }
 
-/** One row as a JSON line, its SQL text columns masked (in place). */
-export function jsonLine(row: Row, redactColumns: readonly string[]): string {
-  for (const column of redactColumns) {
+/** Masks credentials in a row's SQL text columns, in place (every format writes the row after this). */
+export function maskSqlText(row: Row, columns: readonly string[]): Row {
+  for (const column of columns) {
     const value = row[column];
     if (typeof value === 'string') row[column] = redactSql(value);
   }
-  return `${JSON.stringify(row)}\n`;
+  return row;
+}
+
+/** One row as a JSON line, its SQL text columns masked (in place). */
+export function jsonLine(row: Row, redactColumns: readonly string[]): string {
+  return `${JSON.stringify(maskSqlText(row, redactColumns))}\n`;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Sink } from './sink';
 export { FileSink } from './file';
 export { S3Sink } from './s3';
 export type { Sink, WriteOptions } from './sink';
+export { type ObjectStage, writeStreamed } from './streamed';
 
 /** The sink for `global/destination`: `s3://bucket/prefix` or `file:///absolute/dir`. */
 export function sinkFor(destination: string, s3: () => S3Client, kmsKeyId?: string): Sink {
