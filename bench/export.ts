@@ -3,7 +3,8 @@
  * same rows into MariaDB and PostgreSQL, and in one run compares:
  * - throughput: the exporter (one window, gzip JSON lines to the file sink) against
  *   `mariadb --batch -e "<same SELECT>" | gzip -6` and `psql -c "\copy (<same SELECT>) to stdout" | gzip -6`;
- * - peak RSS of one export of a window of N rows and of 4N rows, each in a child process;
+ * - peak RSS of one export of a window of N rows and of 4N rows, each in a child process
+ *   running the export function's bundle as deployed (bench/export-child.mjs);
  * - the same for Parquet objects (`global/format` parquet), with their size against the gzip JSON lines.
  * Targets: throughput >= 0.8x the CLI pipeline; 4N RSS <= 1.25x N RSS; RSS < 256 MB.
  */
@@ -19,6 +20,7 @@ import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { createWatermarkTable } from '../shared/export/plan/watermark-store';
 import { startStack, useStackEnvironment } from '../test/stack';
+import { bundleAsDeployed } from '../test/support/bundle';
 
 const run = promisify(execFile);
 const N = Number(process.env.BENCH_ROWS ?? 100_000);
@@ -90,11 +92,13 @@ try {
   for (const format of Object.keys(paths))
     await createWatermarkTable(new DynamoDBClient({}), `${watermarkTable}-${format}`);
 
+  // What is measured is the export function's bundle (and its Parquet encoder), built as the deployment builds it.
+  const bundle = await bundleAsDeployed({ path: 'functions/export.ts' }, join(work, 'bundle', 'export.cjs'));
   const exporter = async (cluster: string, format: keyof typeof paths = 'jsonl.gz') => {
     const path = paths[format];
-    // The arguments (the stack's passwords among them) go by the environment: a failed child's error names its command line.
-    const args = { stack, path, watermarkTable: `${watermarkTable}-${format}`, cluster, from: FROM, to: TO };
-    const { stdout } = await run('npx', ['tsx', 'bench/export-child.ts'], {
+    // The arguments go by the environment; the passwords stay in SSM, where the function reads them.
+    const args = { bundle, path, watermarkTable: `${watermarkTable}-${format}`, cluster, from: FROM, to: TO };
+    const { stdout } = await run(process.execPath, ['bench/export-child.mjs'], {
       maxBuffer: 1 << 20,
       env: { ...process.env, BENCH_EXPORT_CHILD: JSON.stringify(args) },
     });

@@ -4,8 +4,8 @@ import type { Logger } from '../log';
 import type { ClusterConfig, ExportConfig, OutputFormat } from './config';
 import { ByteCounter } from './encode/byte-counter';
 import { createParallelGzip } from './encode/gzip';
-import { encodeJsonLines, maskSqlText, peek, type Row, type RowCounter } from './encode/jsonl';
-import { encodeParquet, PARQUET_CONTENT_TYPE } from './encode/parquet';
+import { encodeJsonLines, inBatches, maskSqlText, peek, type Row, type RowCounter } from './encode/jsonl';
+import { encodeParquetBatches, PARQUET_CONTENT_TYPE } from './encode/parquet';
 import { type ParquetColumn, parquetTypeOf } from './encode/parquet-types';
 import { batchWindows, WindowedRows } from './plan/batches';
 import { planBackfill, planBatchWindows, planWindows, type Window } from './plan/planner';
@@ -508,16 +508,21 @@ class ParquetEncoder implements WindowEncoder {
 
   async query(sql: string, counter: RowCounter) {
     await this.prepare(sql);
-    return this.rows(sql, this.ctx.session.stream(sql), counter);
+    const { session } = this.ctx;
+    return this.batches(session.batches?.(sql) ?? inBatches(session.stream(sql)), counter);
   }
 
   async rows(_sql: string, rows: AsyncIterable<Row>, counter: RowCounter) {
+    return this.batches(inBatches(rows), counter);
+  }
+
+  private async batches(batches: AsyncIterable<Row[]>, counter: RowCounter) {
     const columns = this.#columns;
     if (!columns) throw new Error('The Parquet columns are described before the rows are read');
     // An empty window writes nothing: the rows are looked at before any byte of the file.
-    const first = await peek(rows);
+    const first = await peek(batches);
     if (!first) return EMPTY;
-    return encodeParquet(columns, maskRows(first, redactColumns(this.ctx), counter));
+    return encodeParquetBatches(columns, maskBatches(first, redactColumns(this.ctx), counter));
   }
 
   compressor() {
@@ -544,14 +549,15 @@ function parquetColumns(
 const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
 
 /** Masks credentials in the SQL text columns (in place) and counts the rows as they pass. */
-async function* maskRows(
-  rows: AsyncIterable<Row>,
+async function* maskBatches(
+  batches: AsyncIterable<Row[]>,
   columns: readonly string[],
   counter: RowCounter,
-): AsyncGenerator<Row> {
-  for await (const row of rows) {
-    counter.rows += 1;
-    yield maskSqlText(row, columns);
+): AsyncGenerator<Row[]> {
+  for await (const batch of batches) {
+    counter.rows += batch.length;
+    if (columns.length > 0) for (const row of batch) maskSqlText(row, columns);
+    yield batch;
   }
 }
 

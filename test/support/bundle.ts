@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildOptions, build } from 'esbuild';
@@ -30,10 +31,12 @@ export function deploymentBuildOptions(): BuildOptions {
         ? raw === 'true'
         : raw;
   }
-  const { exclude, outputFileExtension: _extension, ...esbuild } = options;
+  const { exclude, outputFileExtension: _extension, plugins, ...esbuild } = options;
   return {
     ...(esbuild as BuildOptions),
     external: (exclude as string[] | undefined) ?? [],
+    // The plugins' file, as serverless-esbuild loads it.
+    plugins: typeof plugins === 'string' ? createRequire(import.meta.url)(join(ROOT, plugins)) : [],
     logLevel: 'error',
   };
 }

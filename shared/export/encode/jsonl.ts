@@ -62,3 +62,16 @@ export async function peek<T>(items: AsyncIterable<T>): Promise<AsyncIterable<T>
     },
   };
 }
+
+/** Rows in arrays of up to `size` (none empty), for consumers that take arrays. */
+export async function* inBatches<T>(items: AsyncIterable<T>, size = 1000): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const item of items) {
+    batch.push(item);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}

@@ -69,6 +69,15 @@ const ISO =
  * `Z`, an offset, or none (UTC). `infinity` / `-infinity` as PostgreSQL has them.
  */
 export function timestampMicros(value: unknown): bigint {
+  return BigInt(timestampMicrosValue(value));
+}
+
+/**
+ * `timestampMicros` as a number where a double holds it exactly (every
+ * instant before the year 2255), else as a bigint: the encoder hands numbers
+ * to its thread, which makes the bigints the writer takes (int64Wide).
+ */
+export function timestampMicrosValue(value: unknown): number | bigint {
   if (typeof value !== 'string') throw mismatch(value, 'is not ISO-8601 timestamp text');
   return canonicalTimestampMicros(value) ?? anyTimestampMicros(value);
 }
@@ -85,29 +94,47 @@ const digits = (text: string, from: number, count: number) => {
   return n;
 };
 
+/** The last date read by the hot path and its day number: a window's rows are mostly of one day. */
+let lastDate = '';
+let lastDays = 0;
+
 /**
- * The form every session hands over, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, read
+ * The forms the sessions hand over, `YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z` (MySQL
+ * pads the fraction to six digits, PostgreSQL drops its trailing zeros), read
  * without a regular expression (the hot path); undefined for any other form.
  */
-function canonicalTimestampMicros(text: string): bigint | undefined {
-  if (text.length !== 27 || text.charCodeAt(26) !== 90 /* Z */ || text.charCodeAt(19) !== 46 /* . */)
+function canonicalTimestampMicros(text: string): number | undefined {
+  const length = text.length;
+  if (length < 20 || length > 27 || length === 21 || text.charCodeAt(length - 1) !== 90 /* Z */)
     return undefined;
-  if (text[4] !== '-' || text[7] !== '-' || text[10] !== 'T' || text[13] !== ':' || text[16] !== ':')
+  if (text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58)
     return undefined;
-  const year = digits(text, 0, 4);
-  const month = digits(text, 5, 2);
-  const day = digits(text, 8, 2);
+  let fraction = 0;
+  if (length > 20) {
+    if (text.charCodeAt(19) !== 46 /* . */) return undefined;
+    const places = length - 21;
+    fraction = digits(text, 20, places) * 10 ** (6 - places);
+  }
+  let days: number;
+  if (lastDate !== '' && text.startsWith(lastDate)) days = lastDays;
+  else {
+    if (text.charCodeAt(4) !== 45 /* - */ || text.charCodeAt(7) !== 45) return undefined;
+    const year = digits(text, 0, 4);
+    const month = digits(text, 5, 2);
+    const day = digits(text, 8, 2);
+    if (!validDate(year, month, day)) return undefined;
+    days = daysFromCivil(year, month, day);
+    lastDate = text.slice(0, 10);
+    lastDays = days;
+  }
   const hour = digits(text, 11, 2);
   const minute = digits(text, 14, 2);
   const second = digits(text, 17, 2);
-  const fraction = digits(text, 20, 6);
   // NaN fails every comparison: a non-digit goes to the general path, which explains it.
-  if (!(fraction >= 0 && hour <= 23 && minute <= 59 && second <= 59 && validDate(year, month, day)))
-    return undefined;
-  const micros =
-    (daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * 1e6 + fraction;
+  if (!(fraction >= 0 && hour <= 23 && minute <= 59 && second <= 59)) return undefined;
+  const micros = (days * 86400 + hour * 3600 + minute * 60 + second) * 1e6 + fraction;
   // Exact in a double until the year 2255; later instants take the bigint path.
-  return Number.isSafeInteger(micros) ? BigInt(micros) : undefined;
+  return Number.isSafeInteger(micros) ? micros : undefined;
 }
 
 function anyTimestampMicros(value: string): bigint {
@@ -174,6 +201,26 @@ export function int32Value(value: unknown): number {
   const n = integerOf(value);
   if (n < INT32_MIN || n > INT32_MAX) throw mismatch(value, 'is out of the INT32 range');
   return Number(n);
+}
+
+/**
+ * `int64Value` as a number where the value is a number already within 2^53,
+ * or short integer text (15 digits at most), else as a bigint: the encoder
+ * hands numbers to its thread, which makes the bigints the writer takes (int64Wide).
+ */
+export function int64Compact(value: unknown): number | bigint {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  if (typeof value === 'string' && value.length <= 15 && INTEGER_TEXT.test(value)) return Number(value);
+  return int64Value(value);
+}
+
+/** INT64 values as the writer takes them: bigints, in place. */
+export function int64Wide(values: unknown[]): unknown[] {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (typeof value === 'number') values[i] = BigInt(value);
+  }
+  return values;
 }
 
 export function int64Value(value: unknown): bigint {

@@ -1,19 +1,20 @@
 /**
  * Rows to one Parquet file, streamed: rows are converted into column buffers
  * as they arrive, and every ROW_GROUP_MAX_ROWS rows or ROW_GROUP_MAX_BYTES of
- * values (whichever comes first) become one row group, written out and
- * released before the next row is read, so a window of any size streams in
- * flat memory. The footer follows the last group. Written with
- * hyparquet-writer (pure JavaScript; docs/formats.md has the comparison that
- * chose it): GZIP pages (data page v2), DELTA_BINARY_PACKED for integer,
- * date and timestamp columns, dictionaries for text where they pay off,
- * statistics (min, max, nulls) for every column but text.
+ * values (whichever comes first) become one row group, handed to the encoder
+ * thread (parquet-thread.ts) and released while the next group is read, so a
+ * window of any size streams in flat memory. The footer follows the last
+ * group. Written with hyparquet-writer (pure JavaScript; docs/formats.md has
+ * the comparison that chose it): GZIP pages (data page v2),
+ * DELTA_BINARY_PACKED for integer, date and timestamp columns, dictionaries
+ * for text where they pay off, statistics (min, max, nulls) for every column
+ * but text.
  */
 import zlib from 'node:zlib';
-import type { SchemaElement } from 'hyparquet';
-import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { EncodeError } from '../../errors';
-import type { Row, RowCounter } from './jsonl';
+import { inBatches, type Row, type RowCounter } from './jsonl';
+import type { ColumnSource, ParquetCodec } from './parquet-file';
+import { openThreadFile } from './parquet-thread';
 import type { ParquetColumn, ParquetColumnType } from './parquet-types';
 import {
   booleanValue,
@@ -21,13 +22,15 @@ import {
   decimalUnscaled,
   doubleValue,
   int32Value,
-  int64Value,
+  int64Compact,
   jsonDocumentValue,
   jsonValue,
   stringValue,
-  timestampMicros,
+  timestampMicrosValue,
   ValueMismatch,
 } from './parquet-values';
+
+export type { ParquetCodec } from './parquet-file';
 
 /**
  * Most rows in one row group. Large enough that readers (Athena, DuckDB,
@@ -38,12 +41,14 @@ export const ROW_GROUP_MAX_ROWS = 65_536;
 /**
  * Most bytes of values buffered for one row group, counted as UTF-16 code
  * units of text (about its UTF-8 bytes) and 8 per other value: wide rows (a
- * csv log with long messages) close their group sooner. The writer's peak is
- * many times this (value arrays, encoded values, pages, compressed pages):
- * on bench:parquet-libraries' rows a process writing 100,000, 400,000 and
- * 1,600,000 rows peaked at 135, 141 and 142 MB with 4 MiB, at 255 MB with 8.
+ * csv log with long messages) close their group sooner. The encoder's peak is
+ * many times this (value arrays on both threads, encoded values, pages,
+ * compressed pages). On bench:export's rows a window of 50,000 and of 200,000
+ * rows peaked at 152 and 162 MB RSS with 1 MiB, at 171/206 with 2 MiB and
+ * 216/291 with 4 MiB; the groups of 1 MiB (about 4,600 of those rows, 160 KB
+ * compressed) write 4% more bytes than those of 4 MiB.
  */
-export const ROW_GROUP_MAX_BYTES = 4 * 1024 * 1024;
+export const ROW_GROUP_MAX_BYTES = 1024 * 1024;
 
 /**
  * The default page compression. Measured on bench:parquet-libraries' rows
@@ -54,7 +59,6 @@ export const PARQUET_CODEC: ParquetCodec = 'GZIP';
 
 /** The media type of Parquet objects (S3 Content-Type). */
 export const PARQUET_CONTENT_TYPE = 'application/vnd.apache.parquet';
-const GZIP_LEVEL = 6;
 
 export interface ParquetEncodeOptions {
   /** Rows per row group at most (default ROW_GROUP_MAX_ROWS). */
@@ -72,94 +76,19 @@ export interface ParquetEncodeOptions {
   unknownKeys?: 'error' | 'ignore';
 }
 
-/**
- * Page compressions: SNAPPY (hyparquet-writer's own, in JavaScript), GZIP
- * (node:zlib), ZSTD (node:zlib, Node.js 22.15 and later only).
- */
-export type ParquetCodec = 'SNAPPY' | 'GZIP' | 'ZSTD';
-
-type ZlibWithZstd = typeof zlib & { zstdCompressSync?: (input: Uint8Array) => Buffer };
-const zstdCompressSync = (zlib as ZlibWithZstd).zstdCompressSync;
-
-const COMPRESSORS = {
-  GZIP: (input: Uint8Array) => new Uint8Array(zlib.gzipSync(input, { level: GZIP_LEVEL })),
-  ...(zstdCompressSync ? { ZSTD: (input: Uint8Array) => new Uint8Array(zstdCompressSync(input)) } : {}),
-};
-
-/** What `writer.write` takes for one column: hyparquet's ColumnSource. */
-interface ColumnSource {
-  name: string;
-  data: unknown[];
-  encoding?: 'DELTA_BINARY_PACKED';
-  statistics: boolean;
-}
-
-/** The fewest bytes whose two's complement holds every DECIMAL of this precision. */
-function decimalBytes(precision: number): number {
-  let bytes = 1;
-  while (2n ** BigInt(8 * bytes - 1) <= 10n ** BigInt(precision)) bytes++;
-  return bytes;
-}
-
-/** The schema element of one (nullable) column. */
-function schemaElement(column: ParquetColumn): SchemaElement {
-  const base = { name: column.name, repetition_type: 'OPTIONAL' } as const;
-  const type = column.type;
-  switch (type.kind) {
-    case 'timestamp':
-      // The logical type for readers of the current format, the converted type for older ones.
-      return {
-        ...base,
-        type: 'INT64',
-        converted_type: 'TIMESTAMP_MICROS',
-        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' },
-      };
-    case 'date':
-      return { ...base, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' } };
-    case 'int32':
-      return { ...base, type: 'INT32' };
-    case 'int64':
-      return { ...base, type: 'INT64' };
-    case 'double':
-      return { ...base, type: 'DOUBLE' };
-    case 'boolean':
-      return { ...base, type: 'BOOLEAN' };
-    case 'decimal': {
-      // The narrowest physical type the format allows for the precision.
-      const physical =
-        type.precision <= 9
-          ? { type: 'INT32' as const }
-          : type.precision <= 18
-            ? { type: 'INT64' as const }
-            : { type: 'FIXED_LEN_BYTE_ARRAY' as const, type_length: decimalBytes(type.precision) };
-      return {
-        ...base,
-        ...physical,
-        converted_type: 'DECIMAL',
-        precision: type.precision,
-        scale: type.scale,
-        logical_type: { type: 'DECIMAL', precision: type.precision, scale: type.scale },
-      };
-    }
-    case 'string':
-    case 'json':
-      return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
-  }
-}
-
 /** Converts one non-null value to what the writer takes for the column. */
 type Converter = (value: unknown) => unknown;
 
 function converter(type: ParquetColumnType): Converter {
   switch (type.kind) {
     case 'timestamp':
-      return timestampMicros;
+      return timestampMicrosValue;
     case 'date':
       return dateDays;
     case 'int32':
       return int32Value;
     case 'int64':
-      return int64Value;
+      return int64Compact;
     case 'double':
       return doubleValue;
     case 'boolean':
@@ -177,26 +106,6 @@ function converter(type: ParquetColumnType): Converter {
 const isText = (type: ParquetColumnType) => type.kind === 'string' || type.kind === 'json';
 const isDelta = (type: ParquetColumnType) =>
   type.kind === 'int32' || type.kind === 'int64' || type.kind === 'timestamp' || type.kind === 'date';
-
-/** Collects what the writer's flushes hand over: the file's bytes, in order. */
-class ChunkCollector extends ByteWriter {
-  readonly chunks: Uint8Array[] = [];
-
-  flush(): void {
-    if (this.index === 0) return;
-    this.chunks.push(new Uint8Array(this.buffer.slice(0, this.index)));
-    this.index = 0;
-  }
-
-  override finish(): void {
-    this.flush();
-  }
-
-  /** The chunks collected so far, handed over once. */
-  take(): Uint8Array[] {
-    return this.chunks.splice(0);
-  }
-}
 
 function validateColumns(columns: readonly ParquetColumn[]): void {
   if (columns.length === 0) throw new RangeError('A Parquet file needs at least one column');
@@ -216,16 +125,25 @@ function validateColumns(columns: readonly ParquetColumn[]): void {
  * naming the column and the row (counted from 1), before anything of that
  * row group is yielded.
  */
-export async function* encodeParquet(
+export function encodeParquet(
   columns: readonly ParquetColumn[],
   rows: AsyncIterable<Row>,
+  options: ParquetEncodeOptions = {},
+): AsyncGenerator<Uint8Array> {
+  return encodeParquetBatches(columns, inBatches(rows), options);
+}
+
+/** `encodeParquet` for rows in arrays (a session's `batches`): one await per array, not per row. */
+export async function* encodeParquetBatches(
+  columns: readonly ParquetColumn[],
+  batches: AsyncIterable<readonly Row[]>,
   options: ParquetEncodeOptions = {},
 ): AsyncGenerator<Uint8Array> {
   validateColumns(columns);
   const maxRows = options.maxRowGroupRows ?? ROW_GROUP_MAX_ROWS;
   const maxBytes = options.maxRowGroupBytes ?? ROW_GROUP_MAX_BYTES;
   const codec = options.codec ?? PARQUET_CODEC;
-  if (codec === 'ZSTD' && !zstdCompressSync)
+  if (codec === 'ZSTD' && !('zstdCompressSync' in zlib))
     throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
   const strictKeys = (options.unknownKeys ?? 'error') === 'error';
   const names = columns.map((c) => c.name);
@@ -235,21 +153,16 @@ export async function* encodeParquet(
   const fixedBytes = 8 * columns.filter((c) => !isText(c.type)).length;
   const encodings = columns.map((c) => (isDelta(c.type) ? ('DELTA_BINARY_PACKED' as const) : undefined));
 
-  const out = new ChunkCollector(1 << 20);
-  const writer = new ParquetWriter({
-    writer: out,
-    schema: [{ name: 'schema', num_children: columns.length }, ...columns.map(schemaElement)],
-    codec,
-    compressors: COMPRESSORS,
-    createdBy: 'db-secret-rotation-log-export (hyparquet-writer)',
-  });
-
+  const file = openThreadFile(columns, codec);
   let buffers: unknown[][] = columns.map(() => []);
   let groupRows = 0;
   let groupBytes = 0;
   let rowNumber = 0;
+  /** The group the thread is encoding while the next one fills. */
+  let inFlight: Promise<Uint8Array[]> | undefined;
 
-  const writeGroup = () => {
+  /** Hands the group to the thread; returns the bytes of the group before it, if any. */
+  const sendGroup = async () => {
     const columnData = columns.map((c, i): ColumnSource => {
       const encoding = encodings[i];
       // Min/max of text cost a fifth of the time (UTF-8 order, value by value) and prune little in logs.
@@ -257,44 +170,50 @@ export async function* encodeParquet(
       if (encoding) source.encoding = encoding;
       return source;
     });
-    // Synchronous: the collector's flush never returns a promise.
-    writer.write({ columnData: columnData as never, rowGroupSize: groupRows });
+    const sent = file.writeGroup(columnData, groupRows);
+    // Awaited below or after the group before it failed (then it fails too, unobserved).
+    sent.catch(() => {});
     buffers = columns.map(() => []);
     groupRows = 0;
     groupBytes = 0;
+    const before = inFlight;
+    inFlight = sent;
+    return before ? await before : [];
   };
 
-  for await (const row of rows) {
-    rowNumber++;
-    if (strictKeys) refuseUnknownKeys(row, known, rowNumber);
-    let bytes = fixedBytes;
-    for (let i = 0; i < columns.length; i++) {
-      const value = row[names[i] as string];
-      const buffer = buffers[i] as unknown[];
-      if (value === null || value === undefined) {
-        buffer.push(null);
-        continue;
+  try {
+    for await (const batch of batches)
+      for (const row of batch) {
+        rowNumber++;
+        if (strictKeys) refuseUnknownKeys(row, known, rowNumber);
+        let bytes = fixedBytes;
+        for (let i = 0; i < columns.length; i++) {
+          const value = row[names[i] as string];
+          const buffer = buffers[i] as unknown[];
+          if (value === null || value === undefined) {
+            buffer.push(null);
+            continue;
+          }
+          let converted: unknown;
+          try {
+            converted = (converters[i] as Converter)(value);
+          } catch (error) {
+            throw valueError(columns[i] as ParquetColumn, rowNumber, error);
+          }
+          buffer.push(converted);
+          if (text[i]) bytes += (converted as string).length;
+        }
+        groupRows++;
+        groupBytes += bytes;
+        if (options.counter) options.counter.rows++;
+        if (groupRows >= maxRows || groupBytes >= maxBytes) yield* await sendGroup();
       }
-      let converted: unknown;
-      try {
-        converted = (converters[i] as Converter)(value);
-      } catch (error) {
-        throw valueError(columns[i] as ParquetColumn, rowNumber, error);
-      }
-      buffer.push(converted);
-      if (text[i]) bytes += (converted as string).length;
-    }
-    groupRows++;
-    groupBytes += bytes;
-    if (options.counter) options.counter.rows++;
-    if (groupRows >= maxRows || groupBytes >= maxBytes) {
-      writeGroup();
-      yield* out.take();
-    }
+    if (groupRows > 0) yield* await sendGroup();
+    if (inFlight) yield* await inFlight;
+    yield* await file.finish();
+  } finally {
+    file.close();
   }
-  if (groupRows > 0) writeGroup();
-  writer.finish();
-  yield* out.take();
 }
 
 /** Refuses a row with a key that is not a column: its value would be lost without a word. */

@@ -3,8 +3,8 @@
  * events) to an async consumer, asking the producer to pause while a few
  * chunks wait and to resume once the consumer has caught up.
  */
-export class ChunkQueue {
-  private readonly ready: Buffer[] = [];
+export class ChunkQueue<T = Buffer> {
+  private readonly ready: T[] = [];
   private ended = false;
   private failure: { error: unknown } | undefined;
   private paused = false;
@@ -22,7 +22,7 @@ export class ChunkQueue {
     return this.ended;
   }
 
-  push(chunk: Buffer): void {
+  push(chunk: T): void {
     this.ready.push(chunk);
     if (this.ready.length >= this.limit && !this.paused) {
       this.paused = true;
@@ -42,11 +42,11 @@ export class ChunkQueue {
     this.end();
   }
 
-  async *drain(): AsyncGenerator<Buffer> {
+  async *drain(): AsyncGenerator<T> {
     for (;;) {
       if (this.failure) throw this.failure.error;
-      const chunk = this.ready.shift();
-      if (chunk) {
+      if (this.ready.length > 0) {
+        const chunk = this.ready.shift() as T;
         if (this.paused && this.ready.length < this.limit / 2) {
           this.paused = false;
           this.resume();

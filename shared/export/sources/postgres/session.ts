@@ -195,13 +195,18 @@ export class PostgresSession implements DatabaseSession {
   }
 
   async *stream(sql: string): AsyncIterable<Row> {
+    for await (const batch of this.batches(sql)) yield* batch;
+  }
+
+  /** `stream`'s rows as the cursor reads them, BATCH_ROWS at a time. */
+  async *batches(sql: string): AsyncIterable<Row[]> {
     const cursor = this.client.query(new Cursor<Row>(sql, undefined, { types }));
     try {
       for (;;) {
         // Armed only while a batch is owed: between batches the server waits for us.
         const rows = await this.guard.during(cursor.read(BATCH_ROWS));
         if (rows.length === 0) break;
-        yield* rows;
+        yield rows;
       }
     } catch (error) {
       throw classify(error, this.target, { purpose: this.purpose });

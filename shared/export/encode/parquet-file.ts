@@ -1,0 +1,153 @@
+/**
+ * One Parquet file being written with hyparquet-writer, a row group at a
+ * time: the part of the Parquet encoder that runs on the encoder thread (see
+ * parquet-thread.ts), or inline. It takes column values already converted to
+ * what the writer expects (parquet-values.ts) and returns the file's bytes as
+ * they are written: the header with the first group, then each group, then
+ * the footer.
+ */
+import zlib from 'node:zlib';
+import type { SchemaElement } from 'hyparquet';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import type { ParquetColumn } from './parquet-types';
+import { int64Wide } from './parquet-values';
+
+/**
+ * Page compressions: SNAPPY (hyparquet-writer's own, in JavaScript), GZIP
+ * (node:zlib), ZSTD (node:zlib, Node.js 22.15 and later only).
+ */
+export type ParquetCodec = 'SNAPPY' | 'GZIP' | 'ZSTD';
+
+/**
+ * GZIP's level. Pages hold values already dictionary- and delta-encoded, where
+ * deflate's longer searches find little more: on bench:export's rows level 1
+ * writes 0.6% more bytes than level 6 in two thirds of the time (docs/formats.md).
+ */
+const GZIP_LEVEL = 1;
+
+type ZlibWithZstd = typeof zlib & { zstdCompressSync?: (input: Uint8Array) => Buffer };
+const zstdCompressSync = (zlib as ZlibWithZstd).zstdCompressSync;
+
+/** Whether this Node.js has ZSTD (node:zlib, 22.15 and later). */
+export const HAS_ZSTD = zstdCompressSync !== undefined;
+
+const COMPRESSORS = {
+  GZIP: (input: Uint8Array) => new Uint8Array(zlib.gzipSync(input, { level: GZIP_LEVEL })),
+  ...(zstdCompressSync ? { ZSTD: (input: Uint8Array) => new Uint8Array(zstdCompressSync(input)) } : {}),
+};
+
+/** One column of a row group, as `writer.write` takes it (hyparquet's ColumnSource). */
+export interface ColumnSource {
+  name: string;
+  data: unknown[];
+  encoding?: 'DELTA_BINARY_PACKED';
+  statistics: boolean;
+}
+
+/** The fewest bytes whose two's complement holds every DECIMAL of this precision. */
+function decimalBytes(precision: number): number {
+  let bytes = 1;
+  while (2n ** BigInt(8 * bytes - 1) <= 10n ** BigInt(precision)) bytes++;
+  return bytes;
+}
+
+/** The schema element of one (nullable) column. */
+function schemaElement(column: ParquetColumn): SchemaElement {
+  const base = { name: column.name, repetition_type: 'OPTIONAL' } as const;
+  const type = column.type;
+  switch (type.kind) {
+    case 'timestamp':
+      // The logical type for readers of the current format, the converted type for older ones.
+      return {
+        ...base,
+        type: 'INT64',
+        converted_type: 'TIMESTAMP_MICROS',
+        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' },
+      };
+    case 'date':
+      return { ...base, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' } };
+    case 'int32':
+      return { ...base, type: 'INT32' };
+    case 'int64':
+      return { ...base, type: 'INT64' };
+    case 'double':
+      return { ...base, type: 'DOUBLE' };
+    case 'boolean':
+      return { ...base, type: 'BOOLEAN' };
+    case 'decimal': {
+      // The narrowest physical type the format allows for the precision.
+      const physical =
+        type.precision <= 9
+          ? { type: 'INT32' as const }
+          : type.precision <= 18
+            ? { type: 'INT64' as const }
+            : { type: 'FIXED_LEN_BYTE_ARRAY' as const, type_length: decimalBytes(type.precision) };
+      return {
+        ...base,
+        ...physical,
+        converted_type: 'DECIMAL',
+        precision: type.precision,
+        scale: type.scale,
+        logical_type: { type: 'DECIMAL', precision: type.precision, scale: type.scale },
+      };
+    }
+    case 'string':
+    case 'json':
+      return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
+  }
+}
+
+/** Collects what the writer's flushes hand over: the file's bytes, in order. */
+class ChunkCollector extends ByteWriter {
+  readonly chunks: Uint8Array[] = [];
+
+  flush(): void {
+    if (this.index === 0) return;
+    this.chunks.push(new Uint8Array(this.buffer.slice(0, this.index)));
+    this.index = 0;
+  }
+
+  override finish(): void {
+    this.flush();
+  }
+
+  /** The chunks collected so far, handed over once. */
+  take(): Uint8Array[] {
+    return this.chunks.splice(0);
+  }
+}
+
+/** A Parquet file under way: each call returns the bytes it added. */
+export interface ParquetFileWriter {
+  writeGroup(columns: ColumnSource[], rows: number): Uint8Array[];
+  finish(): Uint8Array[];
+}
+
+export function openParquetFile(columns: readonly ParquetColumn[], codec: ParquetCodec): ParquetFileWriter {
+  if (codec === 'ZSTD' && !HAS_ZSTD)
+    throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
+  const out = new ChunkCollector(1 << 20);
+  const writer = new ParquetWriter({
+    writer: out,
+    schema: [{ name: 'schema', num_children: columns.length }, ...columns.map(schemaElement)],
+    codec,
+    compressors: COMPRESSORS,
+    createdBy: 'db-secret-rotation-log-export (hyparquet-writer)',
+  });
+  // The encoder sends INT64 values as numbers where they fit one (cheaper to make and to send).
+  const wide = columns.map((c) => c.type.kind === 'timestamp' || c.type.kind === 'int64');
+  return {
+    writeGroup(columnData, rows) {
+      columnData.forEach((column, i) => {
+        if (wide[i]) int64Wide(column.data);
+      });
+      // Synchronous: the collector's flush never returns a promise.
+      writer.write({ columnData: columnData as never, rowGroupSize: rows });
+      return out.take();
+    },
+    finish() {
+      writer.finish();
+      return out.take();
+    },
+  };
+}
