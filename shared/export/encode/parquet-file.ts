@@ -42,6 +42,27 @@ export interface ColumnSource {
   data: unknown[];
   encoding?: 'DELTA_BINARY_PACKED';
   statistics: boolean;
+  /**
+   * A text column's values instead of `data`: their UTF-8 bytes one after the
+   * other, and each value's length (-1: NULL). The writer takes bytes as they
+   * are (no TextEncoder per value), and one buffer moves between threads.
+   */
+  utf8?: { bytes: Uint8Array; lengths: Int32Array };
+}
+
+/** The values of a column packed as UTF-8 (ColumnSource.utf8): a view of each, or null. */
+function unpackUtf8({ bytes, lengths }: { bytes: Uint8Array; lengths: Int32Array }): (Uint8Array | null)[] {
+  const values = new Array<Uint8Array | null>(lengths.length);
+  let offset = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const length = lengths[i] as number;
+    if (length < 0) values[i] = null;
+    else {
+      values[i] = bytes.subarray(offset, offset + length);
+      offset += length;
+    }
+  }
+  return values;
 }
 
 /** The fewest bytes whose two's complement holds every DECIMAL of this precision. */
@@ -139,6 +160,10 @@ export function openParquetFile(columns: readonly ParquetColumn[], codec: Parque
   return {
     writeGroup(columnData, rows) {
       columnData.forEach((column, i) => {
+        if (column.utf8) {
+          column.data = unpackUtf8(column.utf8);
+          column.utf8 = undefined;
+        }
         if (wide[i]) int64Wide(column.data);
       });
       // Synchronous: the collector's flush never returns a promise.

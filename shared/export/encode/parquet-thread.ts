@@ -16,7 +16,8 @@ import type { ParquetColumn } from './parquet-types';
 
 /** A file being written on the encoder thread: each call resolves to the bytes it added. */
 export interface ThreadFile {
-  writeGroup(columns: ColumnSource[], rows: number): Promise<Uint8Array[]>;
+  /** `transfer`: buffers of the columns moved to the thread (unusable here afterwards). */
+  writeGroup(columns: ColumnSource[], rows: number, transfer?: ArrayBuffer[]): Promise<Uint8Array[]>;
   finish(): Promise<Uint8Array[]>;
   /** Abandons the file (nothing more is asked of it). */
   close(): void;
@@ -73,14 +74,15 @@ class EncoderThread {
     const file = this.nextFile++;
     // A file lives on the thread it was opened on: on a new thread it would not exist.
     const worker = this.running();
-    const ask = (request: EncoderRequest) =>
-      this.worker === worker ? this.ask(worker, request) : Promise.reject(this.stopped);
+    const ask = (request: EncoderRequest, transfer?: ArrayBuffer[]) =>
+      this.worker === worker ? this.ask(worker, request, transfer) : Promise.reject(this.stopped);
     const opened = ask({ kind: 'open', file, columns: [...columns], codec });
     // A failed open also fails the file's next request, which the encoder awaits.
     opened.catch(() => {});
     let closed = false;
     return {
-      writeGroup: (columnData, rows) => ask({ kind: 'group', file, columns: columnData, rows }),
+      writeGroup: (columnData, rows, transfer) =>
+        ask({ kind: 'group', file, columns: columnData, rows }, transfer),
       finish: () => {
         closed = true;
         return ask({ kind: 'finish', file });
@@ -93,14 +95,14 @@ class EncoderThread {
     };
   }
 
-  private ask(worker: Worker, request: EncoderRequest): Promise<Uint8Array[]> {
+  private ask(worker: Worker, request: EncoderRequest, transfer: ArrayBuffer[] = []): Promise<Uint8Array[]> {
     return new Promise((resolve, reject) => {
       const queue = this.pending.get(request.file) ?? [];
       queue.push({ resolve, reject });
       this.pending.set(request.file, queue);
       // Referenced while an answer is owed, so that the process waits for it.
       if (this.waiting++ === 0) worker.ref();
-      worker.postMessage(request);
+      worker.postMessage(request, transfer);
     });
   }
 
