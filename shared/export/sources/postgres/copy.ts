@@ -1,4 +1,6 @@
+import { StringDecoder } from 'node:string_decoder';
 import { redactSql } from '../../masking';
+import type { Row } from '../session';
 import { isoFromDatabase } from '../time';
 
 /**
@@ -15,6 +17,10 @@ import { isoFromDatabase } from '../time';
  * COPY writes each value with the type's output function, the same text the
  * cursor path parses. Names that a JS object would reorder or merge
  * (duplicates, array indexes, __proto__) send the query back to the cursor path.
+ *
+ * The same CSV also gives the cursor path's row objects (CsvRowParser), for
+ * encoders that take rows: each value through the type parser the cursor path
+ * uses. One scanner (CsvRowScanner) finds the values for both.
  */
 
 /** A column as the query describes it. */
@@ -31,6 +37,7 @@ export type TypeParser = (text: string) => unknown;
 type Kind = 'text' | 'integer' | 'boolean' | 'timestamp' | 'timestamptz' | 'value';
 
 export interface ColumnPlan {
+  name: string;
   /** `{"name":` for the first column, `,"name":` for the others: UTF-8 bytes held as a latin1 string. */
   prefix: string;
   kind: Kind;
@@ -105,6 +112,7 @@ export function planColumns(
     const parser = parserFor(field.dataTypeID);
     const redact = redactColumns.includes(field.name);
     return {
+      name: field.name,
       prefix: asBytes(`${index === 0 ? '{' : ','}${JSON.stringify(field.name)}:`),
       kind: redact ? 'value' : kindOf(field.dataTypeID, parser),
       convert: redact
@@ -123,24 +131,108 @@ export function copyStatement(sql: string): string {
 }
 
 /**
+ * Cuts COPY's CSV text into rows, whatever the chunk boundaries: `push` the
+ * text as it comes, then take the rows complete so far with `next`. The text
+ * may be UTF-8 bytes held as latin1 or decoded text: the delimiters are ASCII,
+ * and UTF-8 has no ASCII byte inside a multibyte character.
+ */
+export class CsvRowScanner {
+  rows = 0;
+  /** The text holding the current row. */
+  input = '';
+  /** The current row's quotes in `input`: column i's opening one at 2i (-1 for NULL), its closing one at 2i + 1. */
+  readonly quotes: Int32Array;
+  private position = 0;
+  /** How much text must wait before an incomplete row is tried again (doubling, so a huge row is scanned O(1) times per byte). */
+  private retryAt = 0;
+  private ended = false;
+  private readonly last: number;
+
+  constructor(columns: number) {
+    this.quotes = new Int32Array(2 * columns);
+    this.last = columns - 1;
+  }
+
+  /** Text not part of a complete row yet. */
+  get waiting(): number {
+    return this.input.length - this.position;
+  }
+
+  push(text: string): void {
+    this.input = this.waiting === 0 ? text : this.input.slice(this.position) + text;
+    this.position = 0;
+  }
+
+  /** No more text: `next` then throws when the text stopped inside a row. */
+  end(): void {
+    this.ended = true;
+    this.retryAt = 0;
+  }
+
+  /** Moves to the next complete row; false when there is none yet. Throws on text that is not COPY's CSV. */
+  next(): boolean {
+    if (this.waiting < this.retryAt) return false;
+    const end = this.scan();
+    if (end < 0) {
+      if (this.ended && this.waiting > 0) throw new Error('COPY output ended inside a row');
+      this.retryAt = 2 * this.waiting;
+      return false;
+    }
+    this.position = end;
+    this.retryAt = 0;
+    this.rows += 1;
+    return true;
+  }
+
+  /** Finds the quotes of the row at `position`; returns where the next row starts, or -1 when the row is incomplete. */
+  private scan(): number {
+    const input = this.input;
+    const quotes = this.quotes;
+    const length = input.length;
+    let position = this.position;
+    for (let index = 0; index <= this.last; index++) {
+      if (position >= length) return -1;
+      if (input.charCodeAt(position) === QUOTE) {
+        // A quoted value ends at the first quote not escaped by a backslash.
+        let close = input.indexOf('"', position + 1);
+        while (close !== -1 && input.charCodeAt(close - 1) === BACKSLASH && isEscaped(input, close))
+          close = input.indexOf('"', close + 1);
+        if (close === -1) return -1;
+        quotes[2 * index] = position;
+        quotes[2 * index + 1] = close;
+        position = close + 1;
+      } else {
+        // CSV's NULL: nothing between the separators.
+        quotes[2 * index] = -1;
+      }
+      if (position >= length) return -1;
+      if (input.charCodeAt(position) !== (index === this.last ? NEWLINE : COMMA))
+        throw new Error(`Unexpected COPY output at column ${index + 1}`);
+      position += 1;
+    }
+    return position;
+  }
+}
+
+/**
  * Turns COPY's CSV bytes into JSON lines, row by row, whatever the chunk
  * boundaries. The bytes are handled as latin1 strings (one character per
  * byte, so UTF-8 passes through untouched) because V8's native string search
  * and slicing beat byte loops in JavaScript.
  */
 export class CsvJsonTranscoder {
-  rows = 0;
   /** JSON lines not handed on yet: UTF-8 bytes held as a latin1 string. */
   private out = '';
-  /** Bytes of a row not complete yet, and the size at which to try it again (doubling, so a huge row is scanned O(1) times per byte). */
-  private pending = '';
-  private retryAt = 0;
-  /** Whether the pending bytes may hold a control character (other than the newline). */
+  private readonly scanner: CsvRowScanner;
+  /** Whether the text waiting in the scanner may hold a control character (other than the newline). */
   private pendingControl = false;
-  private readonly last: number;
 
   constructor(private readonly columns: readonly ColumnPlan[]) {
-    this.last = columns.length - 1;
+    this.scanner = new CsvRowScanner(columns.length);
+  }
+
+  get rows(): number {
+    return this.scanner.rows;
   }
 
   /** Transcodes the complete rows so far; returns output chunks that are ready. */
@@ -150,37 +242,30 @@ export class CsvJsonTranscoder {
 
   /** `write` for bytes held as a latin1 string (one character per byte). */
   writeText(text: string): Buffer[] {
-    this.pending += text;
     this.pendingControl ||= CONTROL.test(text);
-    if (this.pending.length < this.retryAt) return [];
-    const input = this.pending;
-    const ready: Buffer[] = [];
-    const hasControl = this.pendingControl;
-    let position = 0;
-    let newline = -1;
-    for (;;) {
-      if (newline < position) {
-        newline = input.indexOf('\n', position);
-        if (newline === -1) break;
-      }
-      const next = this.row(input, position, hasControl, newline);
-      if (next < 0) break;
-      position = next;
-      this.rows += 1;
-      if (this.out.length >= CHUNK_BYTES) ready.push(this.take());
-    }
-    this.pending = input.slice(position);
-    this.pendingControl = hasControl && this.pending.length > 0;
-    this.retryAt = this.pending.length > 0 ? 2 * this.pending.length : 0;
-    return ready;
+    this.scanner.push(text);
+    return this.transcode();
   }
 
   /** The last output; throws when the input stopped inside a row. */
   end(): Buffer[] {
-    this.retryAt = 0;
-    const ready = this.pending.length > 0 ? this.writeText('') : [];
-    if (this.pending.length > 0) throw new Error('COPY output ended inside a row');
+    this.scanner.end();
+    const ready = this.transcode();
     return this.out.length > 0 ? [...ready, this.take()] : ready;
+  }
+
+  private transcode(): Buffer[] {
+    const scanner = this.scanner;
+    const ready: Buffer[] = [];
+    const hasControl = this.pendingControl;
+    // The first newline at or after the value being written: a value reaching past it holds a newline.
+    let newline = -1;
+    while (scanner.next()) {
+      newline = this.row(scanner.input, scanner.quotes, hasControl, newline);
+      if (this.out.length >= CHUNK_BYTES) ready.push(this.take());
+    }
+    this.pendingControl = hasControl && scanner.waiting > 0;
+    return ready;
   }
 
   private take(): Buffer {
@@ -189,40 +274,27 @@ export class CsvJsonTranscoder {
     return done;
   }
 
-  /**
-   * Writes one row from `start`; returns where the next row starts, or -1
-   * (nothing written) when the row is incomplete. `newline` is the first
-   * newline at or after `start`: a value reaching past it holds a newline.
-   */
-  private row(input: string, start: number, hasControl: boolean, firstNewline: number): number {
-    const length = input.length;
+  /** Writes the row whose values lie between `quotes`; returns the newline tracked onwards. */
+  private row(input: string, quotes: Int32Array, hasControl: boolean, firstNewline: number): number {
     let newline = firstNewline;
     let line = '';
-    let position = start;
-    for (let index = 0; index <= this.last; index++) {
+    for (let index = 0; index < this.columns.length; index++) {
       const column = this.columns[index] as ColumnPlan;
-      if (position >= length) return -1;
-      if (input.charCodeAt(position) === QUOTE) {
-        // A quoted value ends at the first quote not escaped by a backslash.
-        let close = input.indexOf('"', position + 1);
-        while (close !== -1 && isEscaped(input, close)) close = input.indexOf('"', close + 1);
-        if (close === -1) return -1;
-        while (newline !== -1 && newline < position) newline = input.indexOf('\n', newline + 1);
-        const plain =
-          (newline === -1 || newline > close) && !(hasControl && CONTROL.test(input.slice(position, close)));
-        line += column.prefix + this.value(column, input, position, close, plain);
-        position = close + 1;
-      } else {
-        // CSV's NULL: nothing between the separators.
+      const open = quotes[2 * index] as number;
+      if (open < 0) {
         line += `${column.prefix}null`;
+        continue;
       }
-      if (position >= length) return -1;
-      if (input.charCodeAt(position) !== (index === this.last ? NEWLINE : COMMA))
-        throw new Error(`Unexpected COPY output at column ${index + 1}`);
-      position += 1;
+      const close = quotes[2 * index + 1] as number;
+      if (newline < open) {
+        newline = input.indexOf('\n', open);
+        if (newline === -1) newline = input.length;
+      }
+      const plain = newline > close && !(hasControl && CONTROL.test(input.slice(open, close)));
+      line += column.prefix + this.value(column, input, open, close, plain);
     }
     this.out += `${line}}\n`;
-    return position;
+    return newline;
   }
 
   /** The JSON (as latin1-held UTF-8) of the quoted value between `open` and `close`. */
@@ -255,12 +327,87 @@ export class CsvJsonTranscoder {
         }
       }
     }
-    let text = Buffer.from(input.slice(open + 1, close), 'latin1').toString('utf8');
-    if (text.includes('\\')) text = text.replace(/\\([\s\S])/g, '$1');
+    const text = withoutEscapes(Buffer.from(input.slice(open + 1, close), 'latin1').toString('utf8'));
     const json = JSON.stringify(column.convert(text)) as string | undefined;
     if (json === undefined) throw new Error('A type parser returned a value JSON cannot hold');
     return asBytes(json);
   }
+}
+
+/**
+ * Turns COPY's CSV bytes into the cursor path's row objects, whatever the chunk
+ * boundaries. The bytes are decoded to text once per chunk (StringDecoder keeps
+ * a character split across chunks whole); a value is then a slice of that
+ * text, unescaped only when it holds a backslash, put through its column's
+ * `convert`.
+ */
+export class CsvRowParser {
+  private readonly scanner: CsvRowScanner;
+  private readonly decoder = new StringDecoder('utf8');
+  private readonly names: string[];
+  private readonly converts: Array<(text: string) => unknown>;
+  /** Every column null, in order: a row starts as its copy, as pg's rows do. */
+  private readonly template: Row = {};
+
+  constructor(columns: readonly ColumnPlan[]) {
+    this.scanner = new CsvRowScanner(columns.length);
+    this.names = columns.map((column) => column.name);
+    this.converts = columns.map((column) => column.convert);
+    for (const name of this.names) this.template[name] = null;
+  }
+
+  get rows(): number {
+    return this.scanner.rows;
+  }
+
+  /** The rows complete so far. */
+  write(chunk: Buffer): Row[] {
+    this.scanner.push(this.decoder.write(chunk));
+    return this.parse();
+  }
+
+  /** `write` for bytes held as a latin1 string (one character per byte), as CopyOutQuery hands them. */
+  writeText(text: string): Row[] {
+    return this.write(Buffer.from(text, 'latin1'));
+  }
+
+  /** The last rows; throws when the input stopped inside a row. */
+  end(): Row[] {
+    this.scanner.push(this.decoder.end());
+    this.scanner.end();
+    return this.parse();
+  }
+
+  private parse(): Row[] {
+    const { scanner, names, converts, template } = this;
+    const quotes = scanner.quotes;
+    const rows: Row[] = [];
+    // The first backslash at or after the value being read (the input's length when there is none).
+    let backslash = -1;
+    while (scanner.next()) {
+      const input = scanner.input;
+      const row = { ...template };
+      for (let index = 0; index < names.length; index++) {
+        const open = quotes[2 * index] as number;
+        if (open < 0) continue;
+        const close = quotes[2 * index + 1] as number;
+        if (backslash < open) {
+          backslash = input.indexOf('\\', open);
+          if (backslash === -1) backslash = input.length;
+        }
+        const text = input.slice(open + 1, close);
+        const convert = converts[index] as (text: string) => unknown;
+        row[names[index] as string] = convert(backslash < close ? withoutEscapes(text) : text);
+      }
+      rows.push(row);
+    }
+    return rows;
+  }
+}
+
+/** A quoted value's text without its backslash escapes. */
+function withoutEscapes(text: string): string {
+  return text.includes('\\') ? text.replace(/\\([\s\S])/g, '$1') : text;
 }
 
 /** Is the quote at `at` escaped, that is preceded by an odd run of backslashes? */
