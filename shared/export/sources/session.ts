@@ -52,11 +52,5 @@ export interface DatabaseSession {
     counter: { rows: number },
     redactColumns: readonly string[],
   ): Promise<AsyncIterable<Uint8Array> | undefined>;
-  /**
-   * Optional fast path: the rows of `sql` exactly as `stream(sql)` gives them
-   * (nothing masked), read through COPY; undefined where the session has no
-   * COPY path (Redshift, old servers, names a JS object cannot hold).
-   */
-  streamFast?(sql: string): Promise<AsyncIterable<Row> | undefined>;
   close(): Promise<void>;
 }

@@ -102,34 +102,6 @@ interface CopyOutput<T> {
   end(): T[];
 }
 
-/**
- * The rows of batches, answered from the batch at hand: a consumer's `for
- * await` then pays one resolved promise per row, a third of what an async
- * generator's `yield` costs. Stopping early closes `batches`.
- */
-function rowsOf(batches: AsyncGenerator<Row[]>): AsyncIterableIterator<Row> {
-  let batch: Row[] = [];
-  let index = 0;
-  const rows: AsyncIterableIterator<Row> = {
-    [Symbol.asyncIterator]: () => rows,
-    next: () =>
-      index < batch.length
-        ? Promise.resolve({ value: batch[index++] as Row, done: false })
-        : batches.next().then((next) => {
-            if (next.done) return { value: undefined, done: true };
-            batch = next.value;
-            index = 0;
-            return rows.next();
-          }),
-    return: async () => {
-      batch = [];
-      await batches.return(undefined);
-      return { value: undefined, done: true };
-    },
-  };
-  return rows;
-}
-
 export const postgresDialect: SqlDialect = {
   quote: (identifier) => `"${identifier.replaceAll('"', '""')}"`,
   timestamp: (micros) => `'${formatTimestamp(micros)}'::timestamptz`,
@@ -231,11 +203,19 @@ export class PostgresSession implements DatabaseSession {
   }
 
   async *stream(sql: string): AsyncIterable<Row> {
-    for await (const batch of this.batches(sql)) yield* batch;
+    for await (const batch of this.cursorBatches(sql)) yield* batch;
+  }
+
+  /**
+   * `stream`'s rows in arrays: read through COPY where the server has the COPY
+   * path (copyBatches), else as the cursor reads them.
+   */
+  async *batches(sql: string): AsyncIterable<Row[]> {
+    yield* (await this.copyBatches(sql)) ?? this.cursorBatches(sql);
   }
 
   /** `stream`'s rows as the cursor reads them, BATCH_ROWS at a time. */
-  async *batches(sql: string): AsyncIterable<Row[]> {
+  private async *cursorBatches(sql: string): AsyncIterable<Row[]> {
     const cursor = this.client.query(new Cursor<Row>(sql, undefined, { types }));
     try {
       for (;;) {
@@ -275,21 +255,19 @@ export class PostgresSession implements DatabaseSession {
   }
 
   /**
-   * The rows of `sql` exactly as `stream(sql)` gives them, read through COPY
-   * (pg's per-row protocol parsing is the cost it saves); undefined where
-   * jsonLines has no COPY path either.
+   * The rows of `sql` exactly as `stream(sql)` gives them, in arrays (none
+   * empty), read through COPY: pg's per-row protocol parsing is the cost it
+   * saves. Undefined where jsonLines has no COPY path either.
    */
-  async streamFast(sql: string): Promise<AsyncIterable<Row> | undefined> {
+  async copyBatches(sql: string): Promise<AsyncIterable<Row[]> | undefined> {
     const columns = await this.copyPlan(sql);
     if (columns === undefined) return undefined;
     const parser = new CsvRowParser(columns);
     const batch = (rows: Row[]) => (rows.length > 0 ? [rows] : []);
-    return rowsOf(
-      this.copyOut(copyStatement(sql), {
-        writeText: (text) => batch(parser.writeText(text)),
-        end: () => batch(parser.end()),
-      }),
-    );
+    return this.copyOut(copyStatement(sql), {
+      writeText: (text) => batch(parser.writeText(text)),
+      end: () => batch(parser.end()),
+    });
   }
 
   /**

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SessionOptions } from '../../../../../shared/export/sources/connection-guard';
 import {
   type ColumnPlan,
@@ -14,7 +14,7 @@ import { startTcpProxy, type TcpProxy } from '../../../../support/tcp-proxy';
 
 /**
  * The COPY row stream against the cursor path on real PostgreSQL: for the same
- * query, `streamFast` must give the very rows `stream` gives (keys, order,
+ * query, `copyBatches` must give the very rows `stream` gives (keys, order,
  * values), or decline the query.
  */
 
@@ -119,15 +119,27 @@ async function cursorRows(sql: string, from = session): Promise<Row[]> {
   return rows;
 }
 
+/** The rows of `copyBatches`, one by one; undefined when it declines the query. */
+async function fast(sql: string, from = session): Promise<AsyncIterable<Row> | undefined> {
+  const batches = await from.copyBatches(sql);
+  if (!batches) return undefined;
+  return (async function* () {
+    for await (const batch of batches) {
+      expect(batch.length).toBeGreaterThan(0);
+      yield* batch;
+    }
+  })();
+}
+
 async function fastRows(sql: string, from = session): Promise<Row[] | undefined> {
-  const stream = await from.streamFast(sql);
+  const stream = await fast(sql, from);
   if (!stream) return undefined;
   const rows: Row[] = [];
   for await (const row of stream) rows.push(row);
   return rows;
 }
 
-describe('PostgresSession.streamFast', () => {
+describe('PostgresSession.copyBatches', () => {
   it.each([
     ['every column of every type, hostile text and NULLs included', 'SELECT * FROM samples ORDER BY id'],
     ['timestamps with 0 to 6 fraction digits', 'SELECT * FROM stamps ORDER BY n'],
@@ -168,8 +180,9 @@ describe('PostgresSession.streamFast', () => {
   it('leaves the session usable when the consumer stops after a few rows', async () => {
     // Prepare: a session of its own, and far more rows than the socket and the queue hold
     const stopping = await open();
-    const stream = await stopping.streamFast(
+    const stream = await fast(
       `SELECT g AS id, repeat('x', 200) AS t FROM generate_series(1, 200000) g ORDER BY g`,
+      stopping,
     );
     const read: Row[] = [];
 
@@ -194,7 +207,7 @@ describe('PostgresSession.streamFast', () => {
   });
 
   it('reports a query error as a database error and stays usable', async () => {
-    const stream = await session.streamFast('SELECT id, 1 / (id - 3) AS boom FROM samples ORDER BY id');
+    const stream = await fast('SELECT id, 1 / (id - 3) AS boom FROM samples ORDER BY id');
 
     await expect(async () => {
       for await (const _ of stream ?? []) {
@@ -207,8 +220,9 @@ describe('PostgresSession.streamFast', () => {
     // Prepare: a session of its own, its backend ended by another connection while rows wait
     const doomed = await open();
     const pid = await doomed.scalar('SELECT pg_backend_pid()');
-    const stream = await doomed.streamFast(
+    const stream = await fast(
       `SELECT g AS id, repeat('y', 300) AS t FROM generate_series(1, 300000) g ORDER BY g`,
+      doomed,
     );
     let rows = 0;
 
@@ -242,8 +256,9 @@ describe('PostgresSession.streamFast', () => {
     // Prepare: a session through a proxy of the test's own
     const proxy = await startTcpProxy(stack().postgres);
     const interrupted = await open(proxy, { readTimeoutMs: 500 });
-    const stream = await interrupted.streamFast(
+    const stream = await fast(
       `SELECT g AS id, repeat('z', 300) AS t FROM generate_series(1, 300000) g ORDER BY g`,
+      interrupted,
     );
     let rows = 0;
 
@@ -274,7 +289,7 @@ describe('PostgresSession.streamFast', () => {
     ['__proto__', 'SELECT id AS "__proto__" FROM samples'],
     ['no column', 'SELECT FROM samples'],
   ])('declines a query with %s', async (_, sql) => {
-    expect(await session.streamFast(sql)).toBeUndefined();
+    expect(await session.copyBatches(sql)).toBeUndefined();
   });
 
   it('declines every query where COPY would not print what the cursor path reads', async () => {
@@ -284,11 +299,50 @@ describe('PostgresSession.streamFast', () => {
       await other.scalar("SET DateStyle = 'SQL, DMY'");
 
       // Act
-      const stream = await other.streamFast('SELECT id FROM samples');
+      const stream = await other.copyBatches('SELECT id FROM samples');
 
       // Assess
       expect(stream).toBeUndefined();
       expect(await cursorRows('SELECT id FROM samples ORDER BY id LIMIT 1', other)).toEqual([{ id: 1 }]);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('PostgresSession.batches', () => {
+  const sql = 'SELECT * FROM samples ORDER BY id';
+
+  async function batchedRows(from: PostgresSession): Promise<Row[]> {
+    const rows: Row[] = [];
+    for await (const batch of from.batches(sql)) rows.push(...batch);
+    return rows;
+  }
+
+  it("reads through COPY where the server has the COPY path, the cursor path's rows", async () => {
+    const copy = vi.spyOn(session, 'copyBatches');
+    try {
+      const rows = await batchedRows(session);
+
+      expect(rows).toStrictEqual(await cursorRows(sql));
+      expect(copy).toHaveBeenCalledOnce();
+      expect(await copy.mock.results[0]?.value).toBeDefined();
+    } finally {
+      copy.mockRestore();
+    }
+  });
+
+  it('reads through the cursor where COPY would not print what the cursor path reads', async () => {
+    const other = await open();
+    const copy = vi.spyOn(other, 'copyBatches');
+    try {
+      await other.scalar("SET DateStyle = 'SQL, DMY'");
+
+      const rows = await batchedRows(other);
+
+      expect(await copy.mock.results[0]?.value).toBeUndefined();
+      expect(rows.map((row) => row.id)).toEqual((await cursorRows(sql)).map((row) => row.id));
+      expect(rows.length).toBeGreaterThan(5);
     } finally {
       await other.close();
     }
