@@ -93,12 +93,16 @@ try {
     await createWatermarkTable(new DynamoDBClient({}), `${watermarkTable}-${format}`);
 
   // What is measured is the export function's bundle (and its Parquet encoder), built as the deployment builds it.
-  const bundle = await bundleAsDeployed({ path: 'functions/export.ts' }, join(work, 'bundle', 'export.cjs'));
+  const bundle = await bundleAsDeployed({ path: 'functions/export.ts' }, join(work, 'bundle', 'export.cjs'), process.env.BENCH_CPU_PROF ? { minify: false } : {});
   const exporter = async (cluster: string, format: keyof typeof paths = 'jsonl.gz') => {
     const path = paths[format];
     // The arguments go by the environment; the passwords stay in SSM, where the function reads them.
     const args = { bundle, path, watermarkTable: `${watermarkTable}-${format}`, cluster, from: FROM, to: TO };
-    const { stdout } = await run(process.execPath, ['bench/export-child.mjs'], {
+    // BENCH_CPU_PROF=<dir>: each export writes V8 CPU profiles (one per thread) there, named by cluster and format.
+    const profile = process.env.BENCH_CPU_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${cluster}-${format}`]
+      : [];
+    const { stdout } = await run(process.execPath, [...profile, 'bench/export-child.mjs'], {
       maxBuffer: 1 << 20,
       env: { ...process.env, BENCH_EXPORT_CHILD: JSON.stringify(args) },
     });

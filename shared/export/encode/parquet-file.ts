@@ -43,22 +43,22 @@ export interface ColumnSource {
   encoding?: 'DELTA_BINARY_PACKED';
   statistics: boolean;
   /**
-   * A text column's values instead of `data`: their UTF-8 bytes one after the
-   * other, and each value's length (-1: NULL). The writer takes bytes as they
-   * are (no TextEncoder per value), and one buffer moves between threads.
+   * A text column's values instead of `data`: one string, and each value's
+   * length in it (-1: NULL). Between threads one string copies as one block;
+   * an array of strings is copied value by value.
    */
-  utf8?: { bytes: Uint8Array; lengths: Int32Array };
+  joined?: { text: string; lengths: Int32Array };
 }
 
-/** The values of a column packed as UTF-8 (ColumnSource.utf8): a view of each, or null. */
-function unpackUtf8({ bytes, lengths }: { bytes: Uint8Array; lengths: Int32Array }): (Uint8Array | null)[] {
-  const values = new Array<Uint8Array | null>(lengths.length);
+/** The values of a joined text column (ColumnSource.joined): slices of the string, or null. */
+function splitText({ text, lengths }: { text: string; lengths: Int32Array }): (string | null)[] {
+  const values = new Array<string | null>(lengths.length);
   let offset = 0;
   for (let i = 0; i < lengths.length; i++) {
     const length = lengths[i] as number;
     if (length < 0) values[i] = null;
     else {
-      values[i] = bytes.subarray(offset, offset + length);
+      values[i] = text.slice(offset, offset + length);
       offset += length;
     }
   }
@@ -160,9 +160,9 @@ export function openParquetFile(columns: readonly ParquetColumn[], codec: Parque
   return {
     writeGroup(columnData, rows) {
       columnData.forEach((column, i) => {
-        if (column.utf8) {
-          column.data = unpackUtf8(column.utf8);
-          column.utf8 = undefined;
+        if (column.joined) {
+          column.data = splitText(column.joined);
+          column.joined = undefined;
         }
         if (wide[i]) int64Wide(column.data);
       });

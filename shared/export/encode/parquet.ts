@@ -155,8 +155,6 @@ export async function* encodeParquetBatches(
 
   const file = openThreadFile(columns, codec);
   let buffers: unknown[][] = columns.map(() => []);
-  /** UTF-16 code units of each text column's values in the group. */
-  let chars = columns.map(() => 0);
   let groupRows = 0;
   let groupBytes = 0;
   let rowNumber = 0;
@@ -173,10 +171,10 @@ export async function* encodeParquetBatches(
       const source: ColumnSource = { name: c.name, data, statistics: !text[i] };
       if (encoding) source.encoding = encoding;
       if (text[i]) {
-        // Text goes as one buffer of UTF-8 (moved, not copied), which the writer takes value by value as it is.
-        source.utf8 = packUtf8(data as (string | null)[], chars[i] as number);
+        // Text goes as one string and the values' lengths (moved, not copied): one copy rather than one per value.
+        source.joined = joinText(data as (string | null)[]);
         source.data = [];
-        transfer.push(source.utf8.bytes.buffer as ArrayBuffer);
+        transfer.push(source.joined.lengths.buffer as ArrayBuffer);
       }
       return source;
     });
@@ -184,7 +182,6 @@ export async function* encodeParquetBatches(
     // Awaited below or after the group before it failed (then it fails too, unobserved).
     sent.catch(() => {});
     buffers = columns.map(() => []);
-    chars = columns.map(() => 0);
     groupRows = 0;
     groupBytes = 0;
     const before = inFlight;
@@ -212,11 +209,7 @@ export async function* encodeParquetBatches(
             throw valueError(columns[i] as ParquetColumn, rowNumber, error);
           }
           buffer.push(converted);
-          if (text[i]) {
-            const length = (converted as string).length;
-            bytes += length;
-            chars[i] = (chars[i] as number) + length;
-          }
+          if (text[i]) bytes += (converted as string).length;
         }
         groupRows++;
         groupBytes += bytes;
@@ -231,30 +224,12 @@ export async function* encodeParquetBatches(
   }
 }
 
-/**
- * A text column's values as one UTF-8 buffer and each value's length in bytes
- * (-1: NULL). `chars` (UTF-16 code units in all) bounds the bytes: three per
- * unit at most. The values are well-formed (stringValue), so nothing is replaced.
- */
-function packUtf8(
-  values: readonly (string | null)[],
-  chars: number,
-): { bytes: Uint8Array; lengths: Int32Array } {
-  // Not from Buffer's shared pool: the buffer is moved to the thread.
-  const bytes = Buffer.allocUnsafeSlow(Math.max(1, 3 * chars));
+/** A text column's values as one string and each value's length (-1: NULL). */
+function joinText(values: readonly (string | null)[]): { text: string; lengths: Int32Array } {
   const lengths = new Int32Array(values.length);
-  let offset = 0;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (value === null || value === undefined) {
-      lengths[i] = -1;
-      continue;
-    }
-    const written = value.length === 0 ? 0 : bytes.write(value, offset, 'utf8');
-    lengths[i] = written;
-    offset += written;
-  }
-  return { bytes, lengths };
+  for (let i = 0; i < values.length; i++) lengths[i] = (values[i] as string | null)?.length ?? -1;
+  // join writes null as ''.
+  return { text: values.join(''), lengths };
 }
 
 /** Refuses a row with a key that is not a column: its value would be lost without a word. */
