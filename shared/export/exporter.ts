@@ -6,6 +6,7 @@ import type { Logger } from '../log';
 import { type ClusterConfig, type ExportConfig, fansOut } from './config';
 import type { CredentialSource } from './credentials';
 import { prestartDeflateWorkers } from './encode/gzip';
+import { prestartEncoderThread } from './encode/parquet-thread';
 import type { CompactRequest, ExportRequest } from './event';
 import type { ClusterInvoker } from './plan/fan-out';
 import type { WatermarkStore } from './plan/watermark-store';
@@ -168,8 +169,11 @@ async function exportCluster(
     }
   };
   let session: DatabaseSession | undefined;
-  // The deflate workers boot (once per process) while the session connects.
-  if (tables.length > 0) prestartDeflateWorkers();
+  // The format's threads boot (once per process) while the session connects.
+  if (tables.length > 0) {
+    if (deps.config.format === 'parquet') prestartEncoderThread();
+    else prestartDeflateWorkers();
+  }
   try {
     for (const table of tables) {
       try {

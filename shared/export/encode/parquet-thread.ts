@@ -137,6 +137,15 @@ class EncoderThread {
     return worker;
   }
 
+  /** Starts the thread ahead of its first file; a thread that cannot start fails that file instead. */
+  prestart(): void {
+    try {
+      this.running();
+    } catch {
+      // The first file's open reports it.
+    }
+  }
+
   /** Stops the thread (requests under way fail); the next file starts a new one. */
   async stop(): Promise<void> {
     const worker = this.worker;
@@ -150,6 +159,12 @@ let thread: EncoderThread | undefined;
 export function openThreadFile(columns: readonly ParquetColumn[], codec: ParquetCodec): ThreadFile {
   thread ??= new EncoderThread();
   return thread.open(columns, codec);
+}
+
+/** Boots the encoder thread ahead of the first Parquet window (it takes tens of milliseconds); idempotent. */
+export function prestartEncoderThread(): void {
+  thread ??= new EncoderThread();
+  thread.prestart();
 }
 
 /** Stops the encoder thread, if running (tests). */

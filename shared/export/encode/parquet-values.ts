@@ -210,8 +210,22 @@ export function int32Value(value: unknown): number {
  */
 export function int64Compact(value: unknown): number | bigint {
   if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
-  if (typeof value === 'string' && value.length <= 15 && INTEGER_TEXT.test(value)) return Number(value);
+  if (typeof value === 'string' && isShortInteger(value)) return Number(value);
   return int64Value(value);
+}
+
+/** Decimal integer text of at most 15 characters (sign included): exact as a number. */
+function isShortInteger(text: string): boolean {
+  const length = text.length;
+  if (length === 0 || length > 15) return false;
+  const first = text.charCodeAt(0);
+  let i = first === 45 /* - */ || first === 43 /* + */ ? 1 : 0;
+  if (i === length) return false;
+  for (; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 48 || code > 57) return false;
+  }
+  return true;
 }
 
 /** INT64 values as the writer takes them: bigints, in place. */

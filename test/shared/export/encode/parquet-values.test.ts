@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { timestampMicros, ValueMismatch } from '../../../../shared/export/encode/parquet-values';
+import {
+  int64Compact,
+  timestampMicros,
+  ValueMismatch,
+} from '../../../../shared/export/encode/parquet-values';
 
 /** Microseconds of an instant computed another way: Date.UTC for the seconds, the fraction's digits scaled. */
 function expectedMicros(
@@ -49,5 +53,46 @@ describe('timestampMicros', () => {
     '2024-05-01T12:00:00.1234567Z',
   ])('refuses %s', (text) => {
     expect(() => timestampMicros(text)).toThrow(ValueMismatch);
+  });
+});
+
+describe('int64Compact', () => {
+  it.each([
+    ['123', 123],
+    ['-42', -42],
+    ['+7', 7],
+    ['007', 7],
+    ['999999999999999', 999_999_999_999_999],
+    [-5, -5],
+    [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  ])('takes %s as the number %s', (value, expected) => {
+    expect(int64Compact(value)).toBe(expected);
+  });
+
+  it.each([
+    ['9223372036854775807', 9_223_372_036_854_775_807n],
+    ['-9223372036854775808', -9_223_372_036_854_775_808n],
+    ['1000000000000000', 1_000_000_000_000_000n],
+    [12n, 12n],
+  ])('takes %s as the bigint %s', (value, expected) => {
+    expect(int64Compact(value)).toBe(expected);
+  });
+
+  it.each([
+    '',
+    '-',
+    '+',
+    '1e3',
+    '0x10',
+    ' 1',
+    '1 ',
+    '1:',
+    '/1',
+    '1.0',
+    '9223372036854775808',
+    1.5,
+    Number.MAX_SAFE_INTEGER + 1,
+  ])('refuses %s', (value) => {
+    expect(() => int64Compact(value)).toThrow(ValueMismatch);
   });
 });
