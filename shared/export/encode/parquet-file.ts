@@ -40,7 +40,7 @@ const COMPRESSORS = {
 export interface ColumnSource {
   name: string;
   data: unknown[];
-  encoding?: 'DELTA_BINARY_PACKED';
+  encoding?: 'DELTA_BINARY_PACKED' | 'PLAIN';
   statistics: boolean;
   /**
    * A text column's values instead of `data`: one string, and each value's
@@ -50,19 +50,56 @@ export interface ColumnSource {
   joined?: { text: string; lengths: Int32Array };
 }
 
-/** The values of a joined text column (ColumnSource.joined): slices of the string, or null. */
-function splitText({ text, lengths }: { text: string; lengths: Int32Array }): (string | null)[] {
-  const values = new Array<string | null>(lengths.length);
+/**
+ * The values of a joined text column (ColumnSource.joined): slices of the
+ * string, or null; as UTF-8 bytes when `bytes` and the text is ASCII (one
+ * encoding of the whole string instead of one per value, as the writer would).
+ */
+function splitText(
+  { text, lengths }: { text: string; lengths: Int32Array },
+  bytes: boolean,
+): (string | Uint8Array | null)[] {
+  const utf8 = bytes ? Buffer.from(text, 'utf8') : undefined;
+  const ascii = utf8 !== undefined && utf8.length === text.length;
+  const values = new Array<string | Uint8Array | null>(lengths.length);
   let offset = 0;
   for (let i = 0; i < lengths.length; i++) {
     const length = lengths[i] as number;
     if (length < 0) values[i] = null;
     else {
-      values[i] = text.slice(offset, offset + length);
+      values[i] = ascii ? utf8.subarray(offset, offset + length) : text.slice(offset, offset + length);
       offset += length;
     }
   }
   return values;
+}
+
+/** Values sampled to tell text worth a dictionary: the writer samples as many. */
+const SAMPLE = 1000;
+/**
+ * Whether most of a text column's values differ (90% of a sample spread over
+ * the column): such a column is written PLAIN, as the writer would decide
+ * after hashing every value for nothing.
+ */
+function mostlyDistinct({ text, lengths }: { text: string; lengths: Int32Array }): boolean {
+  const count = lengths.length;
+  const starts = new Int32Array(count);
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    starts[i] = offset;
+    offset += Math.max(0, lengths[i] as number);
+  }
+  const size = Math.min(count, SAMPLE);
+  const seen = new Set<string>();
+  let sampled = 0;
+  for (let k = 0; k < size; k++) {
+    const i = size === 1 ? 0 : Math.floor((k * (count - 1)) / (size - 1));
+    const length = lengths[i] as number;
+    if (length < 0) continue;
+    sampled++;
+    seen.add(text.slice(starts[i] as number, (starts[i] as number) + length));
+  }
+  return sampled > 0 && seen.size > 0.9 * sampled;
 }
 
 /** The fewest bytes whose two's complement holds every DECIMAL of this precision. */
@@ -161,7 +198,9 @@ export function openParquetFile(columns: readonly ParquetColumn[], codec: Parque
     writeGroup(columnData, rows) {
       columnData.forEach((column, i) => {
         if (column.joined) {
-          column.data = splitText(column.joined);
+          const plain = mostlyDistinct(column.joined);
+          if (plain) column.encoding = 'PLAIN';
+          column.data = splitText(column.joined, plain);
           column.joined = undefined;
         }
         if (wide[i]) int64Wide(column.data);

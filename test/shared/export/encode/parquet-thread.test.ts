@@ -88,6 +88,33 @@ describe('the Parquet encoder thread', () => {
     });
   });
 
+  it.each([
+    ['ASCII', (i: number) => `SELECT ${i}`],
+    ['other text', (i: number) => `SÉLECT 🎉 ${i}`],
+  ])('writes mostly distinct text PLAIN and repeated text with a dictionary (%s)', async (_, distinct) => {
+    const rows = Array.from({ length: 3000 }, (_, i) => ({
+      id: i,
+      logged_at: '2024-03-01T00:00:00Z',
+      text: distinct(i),
+      kind: i % 3 === 0 ? null : ['Query', 'Connect', 'Quit'][i % 3],
+    }));
+    async function* source() {
+      yield* rows;
+    }
+    const columns4 = [...columns, { name: 'kind', type: parquetTypeOf('varchar(16)') }];
+
+    const file = await toFile(encodeParquet(columns4, source()));
+
+    const encodings = await duckdbQuery(
+      `SELECT path_in_schema AS name, any_value(encodings) AS encodings FROM parquet_metadata(${sqlString(file)}) GROUP BY ALL`,
+    );
+    const byName = Object.fromEntries(encodings.rows.map((r) => [r.name, r.encodings]));
+    expect(byName.text).toBe('PLAIN');
+    expect(String(byName.kind)).toContain('RLE_DICTIONARY');
+    const read = await duckdbQuery(`SELECT id, text, kind FROM read_parquet(${sqlString(file)}) ORDER BY id`);
+    expect(read.rows).toEqual(rows.map((r) => ({ id: String(r.id), text: r.text, kind: r.kind })));
+  });
+
   it('takes a row group holding one value of 48 MB', async () => {
     const huge = 'x'.repeat(48 * 1024 * 1024);
     async function* rows() {
