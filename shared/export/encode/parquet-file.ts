@@ -74,8 +74,8 @@ function splitText(
   return values;
 }
 
-/** Values sampled to tell text worth a dictionary: the writer samples as many. */
-const SAMPLE = 1000;
+/** Values sampled, spread over the column, to tell text that is mostly distinct. */
+const SAMPLE = 200;
 /**
  * Whether most of a text column's values differ (90% of a sample spread over
  * the column): such a column is written PLAIN, as the writer would decide

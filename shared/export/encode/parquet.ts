@@ -57,6 +57,13 @@ export const ROW_GROUP_MAX_BYTES = 1024 * 1024;
  */
 export const PARQUET_CODEC: ParquetCodec = 'GZIP';
 
+/**
+ * Row groups handed to the encoder thread and not yet back: the thread has
+ * work queued while a slow stretch of rows fills the next group, and rows keep
+ * coming while it encodes a large group.
+ */
+const IN_FLIGHT = 2;
+
 /** The media type of Parquet objects (S3 Content-Type). */
 export const PARQUET_CONTENT_TYPE = 'application/vnd.apache.parquet';
 
@@ -158,10 +165,10 @@ export async function* encodeParquetBatches(
   let groupRows = 0;
   let groupBytes = 0;
   let rowNumber = 0;
-  /** The group the thread is encoding while the next one fills. */
-  let inFlight: Promise<Uint8Array[]> | undefined;
+  /** Groups sent to the thread, oldest first: it encodes them while the next ones fill. */
+  const inFlight: Promise<Uint8Array[]>[] = [];
 
-  /** Hands the group to the thread; returns the bytes of the group before it, if any. */
+  /** Hands the group to the thread; returns the bytes of the oldest group once IN_FLIGHT are out. */
   const sendGroup = async () => {
     const transfer: ArrayBuffer[] = [];
     const columnData = columns.map((c, i): ColumnSource => {
@@ -184,9 +191,8 @@ export async function* encodeParquetBatches(
     buffers = columns.map(() => []);
     groupRows = 0;
     groupBytes = 0;
-    const before = inFlight;
-    inFlight = sent;
-    return before ? await before : [];
+    inFlight.push(sent);
+    return inFlight.length > IN_FLIGHT ? await (inFlight.shift() as Promise<Uint8Array[]>) : [];
   };
 
   try {
@@ -217,7 +223,7 @@ export async function* encodeParquetBatches(
         if (groupRows >= maxRows || groupBytes >= maxBytes) yield* await sendGroup();
       }
     if (groupRows > 0) yield* await sendGroup();
-    if (inFlight) yield* await inFlight;
+    for (const sent of inFlight.splice(0)) yield* await sent;
     yield* await file.finish();
   } finally {
     file.close();
