@@ -93,7 +93,11 @@ try {
     await createWatermarkTable(new DynamoDBClient({}), `${watermarkTable}-${format}`);
 
   // What is measured is the export function's bundle (and its Parquet encoder), built as the deployment builds it.
-  const bundle = await bundleAsDeployed({ path: 'functions/export.ts' }, join(work, 'bundle', 'export.cjs'), process.env.BENCH_CPU_PROF ? { minify: false } : {});
+  const bundle = await bundleAsDeployed(
+    { path: 'functions/export.ts' },
+    join(work, 'bundle', 'export.cjs'),
+    process.env.BENCH_CPU_PROF ? { minify: false } : {},
+  );
   const exporter = async (cluster: string, format: keyof typeof paths = 'jsonl.gz') => {
     const path = paths[format];
     // The arguments go by the environment; the passwords stay in SSM, where the function reads them.
