@@ -21,6 +21,9 @@ const parquetWorker = {
     const { entryPoints, outdir, outfile } = build.initialOptions;
     const entries = Array.isArray(entryPoints) ? entryPoints : Object.values(entryPoints ?? {});
     if (!entries.some((entry) => entryPath(entry).endsWith('functions/export.ts'))) return;
+    // parquet-thread.ts finds the program from __dirname in the bundle; its import.meta branch is for the
+    // TypeScript sources (tsx, vitest) and never runs here, so esbuild's warning that it would be empty is noise.
+    build.initialOptions.logOverride = { ...build.initialOptions.logOverride, 'empty-import-meta': 'silent' };
     build.onEnd(async (result) => {
       if (result.errors.length > 0) return;
       const {
