@@ -46,18 +46,31 @@ export async function* encodeJsonLines(
   if (chunk) yield chunk;
 }
 
-/** Reads the first item, so a caller can tell an empty stream before it opens a sink; the item is replayed. */
+/**
+ * Reads the first item, so a caller can tell an empty stream before it opens a
+ * sink; the item is replayed. A consumer that stops early (a failed upload)
+ * stops `items` too, so that what it holds (a query, a file on the Parquet
+ * encoder thread) is given up.
+ */
 export async function peek<T>(items: AsyncIterable<T>): Promise<AsyncIterable<T> | undefined> {
   const iterator = items[Symbol.asyncIterator]();
   const first = await iterator.next();
   if (first.done) return undefined;
   return {
     async *[Symbol.asyncIterator]() {
-      yield first.value;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value;
+      let done = false;
+      try {
+        yield first.value;
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) {
+            done = true;
+            return;
+          }
+          yield next.value;
+        }
+      } finally {
+        if (!done) await iterator.return?.();
       }
     },
   };

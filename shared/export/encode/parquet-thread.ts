@@ -67,16 +67,19 @@ class EncoderThread {
   /** Why the last thread stopped: the files it had open fail with it. */
   private stopped: Error | undefined;
   private readonly pending = new Map<number, Pending[]>();
+  /** Files opened and neither finished nor closed: each holds a writer on the thread. */
+  readonly open = new Set<number>();
   private waiting = 0;
   private nextFile = 1;
 
-  open(columns: readonly ParquetColumn[], codec: ParquetCodec): ThreadFile {
+  openFile(columns: readonly ParquetColumn[], codec: ParquetCodec): ThreadFile {
     const file = this.nextFile++;
     // A file lives on the thread it was opened on: on a new thread it would not exist.
     const worker = this.running();
     const ask = (request: EncoderRequest, transfer?: ArrayBuffer[]) =>
       this.worker === worker ? this.ask(worker, request, transfer) : Promise.reject(this.stopped);
     const opened = ask({ kind: 'open', file, columns: [...columns], codec });
+    this.open.add(file);
     // A failed open also fails the file's next request, which the encoder awaits.
     opened.catch(() => {});
     let closed = false;
@@ -85,11 +88,13 @@ class EncoderThread {
         ask({ kind: 'group', file, columns: columnData, rows }, transfer),
       finish: () => {
         closed = true;
+        this.open.delete(file);
         return ask({ kind: 'finish', file });
       },
       close: () => {
         if (closed) return;
         closed = true;
+        this.open.delete(file);
         ask({ kind: 'close', file }).catch(() => {});
       },
     };
@@ -110,6 +115,8 @@ class EncoderThread {
     if (this.worker) return this.worker;
     const worker = startWorker();
     worker.on('message', (reply: EncoderReply) => {
+      // A thread already given up answers no one: its requests failed with it.
+      if (this.worker !== worker) return;
       const queue = this.pending.get(reply.file);
       const next = queue?.shift();
       if (queue?.length === 0) this.pending.delete(reply.file);
@@ -158,13 +165,18 @@ let thread: EncoderThread | undefined;
 /** Opens a file on the process's encoder thread (started on first use). */
 export function openThreadFile(columns: readonly ParquetColumn[], codec: ParquetCodec): ThreadFile {
   thread ??= new EncoderThread();
-  return thread.open(columns, codec);
+  return thread.openFile(columns, codec);
 }
 
 /** Boots the encoder thread ahead of the first Parquet window (it takes tens of milliseconds); idempotent. */
 export function prestartEncoderThread(): void {
   thread ??= new EncoderThread();
   thread.prestart();
+}
+
+/** How many files are open on the encoder thread (each holds a writer there until finished or closed). */
+export function encoderFilesOpen(): number {
+  return thread?.open.size ?? 0;
 }
 
 /** Stops the encoder thread, if running (tests). */

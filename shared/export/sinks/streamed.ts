@@ -18,7 +18,8 @@ export async function writeStreamed(
   options: { replace: boolean; contentType?: string },
 ): Promise<{ outcome: 'written' | 'exists'; bytes: number }> {
   const abort = new AbortController();
-  const encoded = pipeline(Readable.from(pieces, { highWaterMark: 1 }), stage).catch((error) => {
+  const source = Readable.from(pieces, { highWaterMark: 1 });
+  const encoded = pipeline(source, stage).catch((error) => {
     abort.abort(error);
     throw error;
   });
@@ -30,6 +31,10 @@ export async function writeStreamed(
     abort.abort(error);
     stage.destroy();
     await Promise.allSettled([encoded, written]);
+    // The pieces are given up before this returns: what they hold (a query, a file on the Parquet
+    // encoder thread) is released, not left to finish after the next window has started.
+    source.destroy();
+    if (!source.closed) await new Promise((resolve) => source.once('close', resolve));
     throw error;
   }
 }
