@@ -82,20 +82,16 @@ class EncoderThread {
     this.open.add(file);
     // A failed open also fails the file's next request, which the encoder awaits.
     opened.catch(() => {});
-    let closed = false;
     return {
       writeGroup: (columnData, rows, transfer) =>
         ask({ kind: 'group', file, columns: columnData, rows }, transfer),
       finish: () => {
-        closed = true;
         this.open.delete(file);
         return ask({ kind: 'finish', file });
       },
       close: () => {
-        if (closed) return;
-        closed = true;
-        this.open.delete(file);
-        ask({ kind: 'close', file }).catch(() => {});
+        // Nothing to ask once finished or closed.
+        if (this.open.delete(file)) ask({ kind: 'close', file }).catch(() => {});
       },
     };
   }
