@@ -4,42 +4,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import { ConfigError } from '../../shared/errors';
-import { floorToGrid, hours, minutes } from '../../shared/export/sources/time';
-import {
-  countItems,
-  createMysqlEvents,
-  createWatermarkTable,
-  exportDirectory,
-  mysqlClusterParameters,
-  mysqlNow,
-  putParameters,
-  testRuntime,
-} from '../shared/export/support';
-import { uniqueName } from '../stack/fixtures';
+import { countItems, exportDirectory, mysqlEventsExport, testRuntime } from '../shared/export/support';
 
 /**
  * On Lambda only /tmp is writable, and it goes with the container: a file://
  * destination there would let the watermark pass files that are gone.
  */
 
-async function setUp(directory: string) {
-  const now = await mysqlNow();
-  const start = floorToGrid(now - hours(2), 15);
-  const rows = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, at: start + i * minutes(2) }));
-  const path = `/${uniqueName('export')}`;
-  const [watermarkTable, events] = await Promise.all([createWatermarkTable(), createMysqlEvents(rows)]);
-  await putParameters(path, {
-    'global/destination': `file://${directory}`,
-    'global/window-minutes': '15',
-    'global/initial-lookback-hours': '3',
-    'global/enabled-clusters': ['c1'],
-    ...mysqlClusterParameters('c1'),
-    'clusters/c1/tables': 'none',
-    'clusters/c1/custom/events/query': events.query,
-    'clusters/c1/custom/events/watermark-column': 'at',
-  });
-  return { path, watermarkTable };
-}
+const setUp = (directory: string) => mysqlEventsExport(directory);
 
 const files = async (directory: string) => (await readdir(directory, { recursive: true })).length;
 

@@ -6,17 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExportSummary } from '../../shared/export';
-import { floorToGrid, hours, minutes } from '../../shared/export/sources/time';
-import {
-  createMysqlEvents,
-  createWatermarkTable,
-  exportDirectory,
-  mysqlClusterParameters,
-  mysqlNow,
-  putParameters,
-  readWatermark,
-} from '../shared/export/support';
-import { uniqueName } from '../stack/fixtures';
+import { exportDirectory, mysqlEventsExport, readWatermark } from '../shared/export/support';
 import { bundleAsDeployed } from '../support/bundle';
 import { duckdbQuery, sqlString } from '../support/duckdb';
 
@@ -42,23 +32,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 /** A Parquet export of 30 MariaDB rows, configured under a fresh path. */
 async function setUp() {
   const directory = exportDirectory();
-  const now = await mysqlNow();
-  const start = floorToGrid(now - hours(2), 15);
-  const rows = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, at: start + i * minutes(2) }));
-  const path = `/${uniqueName('parquet-bundle')}`;
-  const [watermarkTable, events] = await Promise.all([createWatermarkTable(), createMysqlEvents(rows)]);
-  await putParameters(path, {
-    'global/destination': `file://${directory}`,
-    'global/format': 'parquet',
-    'global/window-minutes': '15',
-    'global/initial-lookback-hours': '3',
-    'global/enabled-clusters': ['c1'],
-    ...mysqlClusterParameters('c1'),
-    'clusters/c1/tables': 'none',
-    'clusters/c1/custom/events/query': events.query,
-    'clusters/c1/custom/events/watermark-column': 'at',
-  });
-  return { directory, path, watermarkTable };
+  return { directory, ...(await mysqlEventsExport(directory, { 'global/format': 'parquet' })) };
 }
 
 /** Invokes the bundle's handler with `{ cluster: 'c1' }` in a fresh process; its summary. */

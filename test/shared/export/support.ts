@@ -14,7 +14,7 @@ import { CredentialSource } from '../../../shared/export/credentials';
 import type { ClusterInvoker } from '../../../shared/export/plan/fan-out';
 import { createWatermarkTable as createWatermarkTableIn } from '../../../shared/export/plan/watermark-store';
 import { type ExportRuntime, SESSION_OPENERS } from '../../../shared/export/runtime';
-import { sqlTimestamp, toMicros } from '../../../shared/export/sources/time';
+import { floorToGrid, hours, minutes, sqlTimestamp, toMicros } from '../../../shared/export/sources/time';
 import { createLogger } from '../../../shared/log';
 import { createMysqlDatabase, mysqlAdmin, stack, uniqueName } from '../../stack/fixtures';
 
@@ -225,6 +225,34 @@ export function mysqlClusterParameters(cluster: string): Record<string, string |
     [`clusters/${cluster}/password`]: { secure: adminPassword },
     [`clusters/${cluster}/ssl`]: 'false',
   };
+}
+
+/**
+ * A custom export of 30 MariaDB rows two minutes apart, starting two hours ago
+ * (15-minute windows, three hours of lookback), to a file:// `directory`,
+ * configured under a fresh path with `extra` parameters on top.
+ */
+export async function mysqlEventsExport(
+  directory: string,
+  extra: Record<string, string | string[]> = {},
+): Promise<{ path: string; watermarkTable: string }> {
+  const now = await mysqlNow();
+  const start = floorToGrid(now - hours(2), 15);
+  const rows = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, at: start + i * minutes(2) }));
+  const path = `/${uniqueName('export')}`;
+  const [watermarkTable, events] = await Promise.all([createWatermarkTable(), createMysqlEvents(rows)]);
+  await putParameters(path, {
+    'global/destination': `file://${directory}`,
+    'global/window-minutes': '15',
+    'global/initial-lookback-hours': '3',
+    'global/enabled-clusters': ['c1'],
+    ...mysqlClusterParameters('c1'),
+    'clusters/c1/tables': 'none',
+    'clusters/c1/custom/events/query': events.query,
+    'clusters/c1/custom/events/watermark-column': 'at',
+    ...extra,
+  });
+  return { path, watermarkTable };
 }
 
 /** Every object under a directory of the file sink, decompressed into its parsed JSON lines, by relative path. */
