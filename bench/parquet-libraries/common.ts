@@ -68,9 +68,4 @@ export function bigEndianBytes(value: bigint, bytes: number): Uint8Array {
   return out;
 }
 
-/** The fewest bytes whose two's complement holds every DECIMAL of this precision. */
-export function decimalBytes(precision: number): number {
-  let bytes = 1;
-  while (2n ** BigInt(8 * bytes - 1) <= 10n ** BigInt(precision)) bytes++;
-  return bytes;
-}
+export { decimalBytes } from '../../shared/export/encode/parquet-types';

@@ -7,6 +7,7 @@
 import zlib from 'node:zlib';
 import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { parquetSchemaElement } from '../../shared/export/encode/parquet-file';
 import type { ParquetColumn, ParquetColumnType } from '../../shared/export/encode/parquet-types';
 import {
   booleanValue,
@@ -19,48 +20,7 @@ import {
   stringValue,
   timestampMicros,
 } from '../../shared/export/encode/parquet-values';
-import { batches, type Candidate, decimalBytes, isIntegerKind } from './common';
-
-function element(name: string, type: ParquetColumnType): SchemaElement {
-  const base = { name, repetition_type: 'OPTIONAL' } as const;
-  switch (type.kind) {
-    case 'timestamp':
-      return {
-        ...base,
-        type: 'INT64',
-        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' },
-      };
-    case 'date':
-      return { ...base, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' } };
-    case 'int32':
-      return { ...base, type: 'INT32' };
-    case 'int64':
-      return { ...base, type: 'INT64' };
-    case 'double':
-      return { ...base, type: 'DOUBLE' };
-    case 'boolean':
-      return { ...base, type: 'BOOLEAN' };
-    case 'decimal': {
-      const physical =
-        type.precision <= 9
-          ? { type: 'INT32' as const }
-          : type.precision <= 18
-            ? { type: 'INT64' as const }
-            : { type: 'FIXED_LEN_BYTE_ARRAY' as const, type_length: decimalBytes(type.precision) };
-      return {
-        ...base,
-        ...physical,
-        converted_type: 'DECIMAL',
-        precision: type.precision,
-        scale: type.scale,
-        logical_type: { type: 'DECIMAL', precision: type.precision, scale: type.scale },
-      };
-    }
-    case 'string':
-    case 'json':
-      return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
-  }
-}
+import { batches, type Candidate, isIntegerKind } from './common';
 
 function converter(type: ParquetColumnType): (value: unknown) => unknown {
   switch (type.kind) {
@@ -118,7 +78,7 @@ export const hyparquetWriter: Candidate = {
     const writer = new SinkWriter(sink);
     const schema: SchemaElement[] = [
       { name: 'root', num_children: columns.length },
-      ...columns.map((c: ParquetColumn) => element(c.name, c.type)),
+      ...columns.map(parquetSchemaElement),
     ];
     const compressors = {
       GZIP: (input: Uint8Array) => new Uint8Array(zlib.gzipSync(input, { level: 6 })),

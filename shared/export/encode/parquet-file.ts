@@ -9,7 +9,7 @@
 import zlib from 'node:zlib';
 import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import type { ParquetColumn } from './parquet-types';
+import { decimalBytes, type ParquetColumn } from './parquet-types';
 import { int64Wide } from './parquet-values';
 
 /**
@@ -103,15 +103,8 @@ function mostlyDistinct({ text, lengths }: { text: string; lengths: Int32Array }
   return sampled > 0 && seen.size > 0.9 * sampled;
 }
 
-/** The fewest bytes whose two's complement holds every DECIMAL of this precision. */
-function decimalBytes(precision: number): number {
-  let bytes = 1;
-  while (2n ** BigInt(8 * bytes - 1) <= 10n ** BigInt(precision)) bytes++;
-  return bytes;
-}
-
 /** The schema element of one (nullable) column. */
-function schemaElement(column: ParquetColumn): SchemaElement {
+export function parquetSchemaElement(column: ParquetColumn): SchemaElement {
   const base = { name: column.name, repetition_type: 'OPTIONAL' } as const;
   const type = column.type;
   switch (type.kind) {
@@ -188,7 +181,7 @@ export function openParquetFile(columns: readonly ParquetColumn[], codec: Parque
   const out = new ChunkCollector(1 << 20);
   const writer = new ParquetWriter({
     writer: out,
-    schema: [{ name: 'schema', num_children: columns.length }, ...columns.map(schemaElement)],
+    schema: [{ name: 'schema', num_children: columns.length }, ...columns.map(parquetSchemaElement)],
     codec,
     compressors: COMPRESSORS,
     createdBy: 'db-secret-rotation-log-export (hyparquet-writer)',

@@ -140,3 +140,10 @@ function integerType(name: string, unsigned: boolean): ParquetColumnType {
       return PARQUET_INT32;
   }
 }
+
+/** The fewest bytes whose two's complement holds every DECIMAL of this precision (FIXED_LEN_BYTE_ARRAY past 18 digits). */
+export function decimalBytes(precision: number): number {
+  let bytes = 1;
+  while (2n ** BigInt(8 * bytes - 1) <= 10n ** BigInt(precision)) bytes++;
+  return bytes;
+}
