@@ -110,11 +110,7 @@ try {
       maxBuffer: 1 << 20,
       env: { ...process.env, BENCH_EXPORT_CHILD: JSON.stringify(args) },
     });
-    return JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
-      rows: number;
-      seconds: number;
-      peakRssMb: number;
-    };
+    return JSON.parse(stdout.trim().split('\n').at(-1) as string) as ExportRun;
   };
   const select = (table: string, literal: (t: string) => string) =>
     `SELECT ${COLUMNS} FROM ${table} WHERE event_time >= ${literal(`${DAY} 00:00:00`)} AND event_time < ${literal(`${DAY} 23:59:59`)} ORDER BY event_time`;
@@ -173,45 +169,37 @@ try {
     // Alternate the two so that a busy spell of the machine falls on both; compare medians.
     const small = await exporter(`${engine}-n`);
     const smallParquet = await exporter(`${engine}-n`, 'parquet');
-    const large: Array<Awaited<ReturnType<typeof exporter>>> = [];
-    const largeParquet: Array<Awaited<ReturnType<typeof exporter>>> = [];
+    const large: ExportRun[] = [];
+    const largeParquet: ExportRun[] = [];
     const cliSeconds: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       large.push(await exporter(`${engine}-n4`));
       largeParquet.push(await exporter(`${engine}-n4`, 'parquet'));
       cliSeconds.push(await cliRun());
     }
-    const exporterRate = (4 * N) / median(large.map((run) => run.seconds));
     const cliRate = (4 * N) / median(cliSeconds);
-    const peakLarge = Math.max(...large.map((run) => run.peakRssMb));
+    const json = measured(large, small);
+    const parquet = measured(largeParquet, smallParquet);
     results.push({
       engine,
       'rows (4N)': String(large[0]?.rows),
-      'exporter rows/s': exporterRate.toFixed(0),
+      'exporter rows/s': json.rate.toFixed(0),
       'CLI | gzip -6 rows/s': cliRate.toFixed(0),
-      'ratio (target >= 0.8)': (exporterRate / cliRate).toFixed(2),
+      'ratio (target >= 0.8)': (json.rate / cliRate).toFixed(2),
       'exporter KiB': (objectBytes(`${engine}-n4`) / 1024).toFixed(0),
       'CLI KiB': (statSync(`${work}/cli.gz`).size / 1024).toFixed(0),
-      'peak RSS N MB': small.peakRssMb.toFixed(1),
-      'peak RSS 4N MB': peakLarge.toFixed(1),
-      '4N/N (target <= 1.25)': (peakLarge / small.peakRssMb).toFixed(2),
-      '< 256 MB': peakLarge < 256 ? 'yes' : 'NO',
+      ...json.memory,
     });
-    const parquetRate = (4 * N) / median(largeParquet.map((run) => run.seconds));
-    const peakParquet = Math.max(...largeParquet.map((run) => run.peakRssMb));
     parquetResults.push({
       engine,
       'rows (4N)': String(largeParquet[0]?.rows),
-      'Parquet rows/s': parquetRate.toFixed(0),
+      'Parquet rows/s': parquet.rate.toFixed(0),
       'CLI | gzip -6 rows/s': cliRate.toFixed(0),
-      'ratio (target >= 0.8)': (parquetRate / cliRate).toFixed(2),
+      'ratio (target >= 0.8)': (parquet.rate / cliRate).toFixed(2),
       'Parquet KiB': (objectBytes(`${engine}-n4`, 'parquet') / 1024).toFixed(0),
       'jsonl.gz KiB': (objectBytes(`${engine}-n4`) / 1024).toFixed(0),
       'size vs jsonl.gz': (objectBytes(`${engine}-n4`, 'parquet') / objectBytes(`${engine}-n4`)).toFixed(2),
-      'peak RSS N MB': smallParquet.peakRssMb.toFixed(1),
-      'peak RSS 4N MB': peakParquet.toFixed(1),
-      '4N/N (target <= 1.25)': (peakParquet / smallParquet.peakRssMb).toFixed(2),
-      '< 256 MB': peakParquet < 256 ? 'yes' : 'NO',
+      ...parquet.memory,
     });
   }
   console.log(
@@ -223,6 +211,27 @@ try {
   rmSync(work, { recursive: true, force: true });
 } finally {
   await stack.stop();
+}
+
+interface ExportRun {
+  rows: number;
+  seconds: number;
+  peakRssMb: number;
+}
+
+/** One format's rows/s over its 4N runs, and its memory columns against the run of N rows. */
+function measured(runs: ExportRun[], small: ExportRun) {
+  const rate = (4 * N) / median(runs.map((run) => run.seconds));
+  const peak = Math.max(...runs.map((run) => run.peakRssMb));
+  return {
+    rate,
+    memory: {
+      'peak RSS N MB': small.peakRssMb.toFixed(1),
+      'peak RSS 4N MB': peak.toFixed(1),
+      '4N/N (target <= 1.25)': (peak / small.peakRssMb).toFixed(2),
+      '< 256 MB': peak < 256 ? 'yes' : 'NO',
+    },
+  };
 }
 
 function median(values: number[]): number {
