@@ -29,9 +29,6 @@ const GZIP_LEVEL = 1;
 type ZlibWithZstd = typeof zlib & { zstdCompressSync?: (input: Uint8Array) => Buffer };
 const zstdCompressSync = (zlib as ZlibWithZstd).zstdCompressSync;
 
-/** Whether this Node.js has ZSTD (node:zlib, 22.15 and later). */
-export const HAS_ZSTD = zstdCompressSync !== undefined;
-
 const COMPRESSORS = {
   GZIP: (input: Uint8Array) => new Uint8Array(zlib.gzipSync(input, { level: GZIP_LEVEL })),
   ...(zstdCompressSync ? { ZSTD: (input: Uint8Array) => new Uint8Array(zstdCompressSync(input)) } : {}),
@@ -176,8 +173,7 @@ export interface ParquetFileWriter {
 }
 
 export function openParquetFile(columns: readonly ParquetColumn[], codec: ParquetCodec): ParquetFileWriter {
-  if (codec === 'ZSTD' && !HAS_ZSTD)
-    throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
+  // A ZSTD this Node.js lacks is refused by encodeParquet before any file is opened.
   const out = new ChunkCollector(1 << 20);
   const writer = new ParquetWriter({
     writer: out,
