@@ -8,7 +8,7 @@ import zlib from 'node:zlib';
 import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { parquetSchemaElement } from '../../shared/export/encode/parquet-file';
-import type { ParquetColumn, ParquetColumnType } from '../../shared/export/encode/parquet-types';
+import type { ParquetColumnType } from '../../shared/export/encode/parquet-types';
 import {
   booleanValue,
   dateDays,
