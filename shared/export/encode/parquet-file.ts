@@ -46,6 +46,18 @@ export interface ColumnSource {
    * an array of strings is copied value by value.
    */
   joined?: { text: string; lengths: Int32Array };
+  /** A text column's values instead of `data`, as a source reading by column has them: UTF-8 bytes. */
+  utf8?: Utf8Column;
+}
+
+/**
+ * Text values as UTF-8 bytes, one after the other, and each value's length in
+ * bytes (-1: NULL). Both arrays are moved to the encoder thread: each must
+ * have an ArrayBuffer of its own (not a Buffer from Node's pool).
+ */
+export interface Utf8Column {
+  bytes: Uint8Array;
+  lengths: Int32Array;
 }
 
 /**
@@ -77,9 +89,10 @@ const SAMPLE = 200;
 /**
  * Whether most of a text column's values differ (90% of a sample spread over
  * the column): such a column is written PLAIN, as the writer would decide
- * after hashing every value for nothing.
+ * after hashing every value for nothing. `valueAt(start, length)` is the
+ * value there (any form that compares equal for equal values).
  */
-function mostlyDistinct({ text, lengths }: { text: string; lengths: Int32Array }): boolean {
+function mostlyDistinct(lengths: Int32Array, valueAt: (start: number, length: number) => string): boolean {
   const count = lengths.length;
   const starts = new Int32Array(count);
   let offset = 0;
@@ -95,9 +108,39 @@ function mostlyDistinct({ text, lengths }: { text: string; lengths: Int32Array }
     const length = lengths[i] as number;
     if (length < 0) continue;
     sampled++;
-    seen.add(text.slice(starts[i] as number, (starts[i] as number) + length));
+    seen.add(valueAt(starts[i] as number, length));
   }
   return sampled > 0 && seen.size > 0.9 * sampled;
+}
+
+/**
+ * The values of a column of UTF-8 bytes: the bytes themselves (subarrays) when
+ * written PLAIN; else strings for the writer's dictionary (one decoding of
+ * the whole column when it is ASCII).
+ */
+function utf8Values({ bytes, lengths }: Utf8Column): {
+  plain: boolean;
+  values: (string | Uint8Array | null)[];
+} {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const plain = mostlyDistinct(lengths, (start, length) => buffer.toString('latin1', start, start + length));
+  let used = 0;
+  for (let i = 0; i < lengths.length; i++) used += Math.max(0, lengths[i] as number);
+  const text = plain ? '' : buffer.toString('utf8', 0, used);
+  if (!plain && text.length === used) return { plain, values: splitText({ text, lengths }, false) };
+  const values = new Array<string | Uint8Array | null>(lengths.length);
+  let offset = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const length = lengths[i] as number;
+    if (length < 0) values[i] = null;
+    else {
+      values[i] = plain
+        ? bytes.subarray(offset, offset + length)
+        : buffer.toString('utf8', offset, offset + length);
+      offset += length;
+    }
+  }
+  return { plain, values };
 }
 
 /** The schema element of one (nullable) column. */
@@ -188,10 +231,16 @@ export function openParquetFile(columns: readonly ParquetColumn[], codec: Parque
     writeGroup(columnData, rows) {
       columnData.forEach((column, i) => {
         if (column.joined) {
-          const plain = mostlyDistinct(column.joined);
+          const { text, lengths } = column.joined;
+          const plain = mostlyDistinct(lengths, (start, length) => text.slice(start, start + length));
           if (plain) column.encoding = 'PLAIN';
           column.data = splitText(column.joined, plain);
           column.joined = undefined;
+        } else if (column.utf8) {
+          const { plain, values } = utf8Values(column.utf8);
+          if (plain) column.encoding = 'PLAIN';
+          column.data = values;
+          column.utf8 = undefined;
         }
         if (wide[i]) int64Wide(column.data);
       });

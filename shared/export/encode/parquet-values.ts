@@ -6,6 +6,9 @@
  * JavaScript Date, which would drop the microseconds.
  */
 
+import { EncodeError } from '../../errors';
+import type { ParquetColumn } from './parquet-types';
+
 /** Why one value does not fit its column: `shown` (a safe description of the value) `reason`. */
 export class ValueMismatch extends Error {
   constructor(
@@ -318,4 +321,19 @@ export function jsonDocumentValue(value: unknown): string {
   const text = JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
   if (text === undefined) throw mismatch(value, 'has no JSON form');
   return text;
+}
+
+/** A value that does not fit its column as the encoder reports it: an EncodeError naming the column and the row. */
+export function valueError(column: ParquetColumn, rowNumber: number, error: unknown): Error {
+  if (!(error instanceof ValueMismatch)) return error as Error;
+  const type =
+    column.type.kind === 'decimal'
+      ? `decimal(${column.type.precision},${column.type.scale})`
+      : column.type.kind;
+  return new EncodeError(
+    `Column "${column.name}" (${type}), row ${rowNumber}: ${error.message}`,
+    column.name,
+    rowNumber,
+    { cause: error },
+  );
 }

@@ -13,7 +13,7 @@
 import zlib from 'node:zlib';
 import { EncodeError } from '../../errors';
 import { inBatches, type Row, type RowCounter } from './jsonl';
-import type { ColumnSource, ParquetCodec } from './parquet-file';
+import type { ColumnSource, ParquetCodec, Utf8Column } from './parquet-file';
 import { openThreadFile } from './parquet-thread';
 import type { ParquetColumn, ParquetColumnType } from './parquet-types';
 import {
@@ -27,10 +27,27 @@ import {
   jsonValue,
   stringValue,
   timestampMicrosValue,
-  ValueMismatch,
+  valueError,
 } from './parquet-values';
 
-export type { ParquetCodec } from './parquet-file';
+export type { ParquetCodec, Utf8Column } from './parquet-file';
+
+/**
+ * One row group as a source that reads by column hands it over: each
+ * column's values (file order) already converted as `encodeParquet` would
+ * (null: NULL), or, for a text column, its UTF-8 bytes.
+ */
+export interface ColumnGroup {
+  rows: number;
+  columns: (unknown[] | Utf8Column)[];
+}
+
+/** When a source that reads by column closes a row group: the encoder's bounds. */
+export interface GroupLimits {
+  maxRows: number;
+  /** Counted as `encodeParquet` counts them: 8 per non-text value, text by its length. */
+  maxBytes: number;
+}
 
 /**
  * Most rows in one row group. Large enough that readers (Athena, DuckDB,
@@ -171,21 +188,7 @@ export async function* encodeParquetBatches(
 
   /** Hands the group to the thread; returns the bytes of the oldest group once IN_FLIGHT are out. */
   const sendGroup = async () => {
-    const transfer: ArrayBuffer[] = [];
-    const columnData = columns.map((c, i): ColumnSource => {
-      const encoding = encodings[i];
-      const data = buffers[i] as unknown[];
-      // Min/max of text cost a fifth of the time (UTF-8 order, value by value) and prune little in logs.
-      const source: ColumnSource = { name: c.name, data, statistics: !text[i] };
-      if (encoding) source.encoding = encoding;
-      if (text[i]) {
-        // Text goes as one string and the values' lengths (moved, not copied): one copy rather than one per value.
-        source.joined = joinText(data as (string | null)[]);
-        source.data = [];
-        transfer.push(source.joined.lengths.buffer as ArrayBuffer);
-      }
-      return source;
-    });
+    const { columnData, transfer } = columnSources(columns, buffers, text, encodings);
     const sent = file.writeGroup(columnData, groupRows, transfer);
     // Awaited below or after the group before it failed (then it fails too, unobserved).
     sent.catch(() => {});
@@ -231,6 +234,126 @@ export async function* encodeParquetBatches(
   }
 }
 
+/**
+ * `encodeParquet` for a source that reads by column (a session's
+ * `parquetGroups`): its row groups, already converted, go to the encoder
+ * thread as they are. The same file as `encodeParquetBatches` makes of the same rows.
+ */
+export async function* encodeParquetGroups(
+  columns: readonly ParquetColumn[],
+  source: AsyncIterable<ColumnGroup>,
+  options: ParquetEncodeOptions = {},
+): AsyncGenerator<Uint8Array> {
+  validateColumns(columns);
+  const codec = options.codec ?? PARQUET_CODEC;
+  if (codec === 'ZSTD' && !('zstdCompressSync' in zlib))
+    throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
+  const text = columns.map((c) => isText(c.type));
+  const encodings = columns.map((c) => (isDelta(c.type) ? ('DELTA_BINARY_PACKED' as const) : undefined));
+  const file = openThreadFile(columns, codec);
+  const inFlight: Promise<Uint8Array[]>[] = [];
+  try {
+    for await (const group of source) {
+      if (group.columns.length !== columns.length)
+        throw new RangeError(
+          `A row group of ${group.columns.length} columns for a file of ${columns.length}`,
+        );
+      if (group.rows === 0) continue;
+      if (options.counter) options.counter.rows += group.rows;
+      const { columnData, transfer } = columnSources(columns, group.columns, text, encodings);
+      const sent = file.writeGroup(columnData, group.rows, transfer);
+      sent.catch(() => {});
+      inFlight.push(sent);
+      if (inFlight.length > IN_FLIGHT) yield* await (inFlight.shift() as Promise<Uint8Array[]>);
+    }
+    for (const sent of inFlight.splice(0)) yield* await sent;
+    yield* await file.finish();
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * A text column's values through `change` (NULLs stay NULL): for UTF-8 bytes,
+ * new bytes of their own; for strings, a new array.
+ */
+export function mapUtf8(
+  column: unknown[] | Utf8Column,
+  change: (text: string) => string,
+): unknown[] | Utf8Column {
+  if (Array.isArray(column)) return column.map((v) => (typeof v === 'string' ? change(v) : v));
+  const { bytes, lengths } = column;
+  const source = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const texts: string[] = [];
+  let size = 0;
+  let offset = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const length = lengths[i] as number;
+    if (length < 0) continue;
+    const text = change(source.toString('utf8', offset, offset + length));
+    offset += length;
+    texts.push(text);
+    size += Buffer.byteLength(text);
+  }
+  // Arrays of their own: they are moved to the encoder thread.
+  const out = new Uint8Array(size);
+  const outLengths = new Int32Array(lengths.length);
+  const target = Buffer.from(out.buffer);
+  let written = 0;
+  let next = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    if ((lengths[i] as number) < 0) {
+      outLengths[i] = -1;
+      continue;
+    }
+    const length = target.write(texts[next++] as string, written, 'utf8');
+    outLengths[i] = length;
+    written += length;
+  }
+  return { bytes: out, lengths: outLengths };
+}
+
+/** The row-group bounds of `options`, defaults filled in. */
+export function groupLimits(
+  options: Pick<ParquetEncodeOptions, 'maxRowGroupRows' | 'maxRowGroupBytes'> = {},
+): GroupLimits {
+  return {
+    maxRows: options.maxRowGroupRows ?? ROW_GROUP_MAX_ROWS,
+    maxBytes: options.maxRowGroupBytes ?? ROW_GROUP_MAX_BYTES,
+  };
+}
+
+/**
+ * A row group's columns as the encoder thread takes them, and the arrays
+ * moved rather than copied to it: text as one joined string (one copy rather
+ * than one per value) or as UTF-8 bytes.
+ */
+function columnSources(
+  columns: readonly ParquetColumn[],
+  values: readonly (unknown[] | Utf8Column)[],
+  text: readonly boolean[],
+  encodings: readonly ('DELTA_BINARY_PACKED' | undefined)[],
+): { columnData: ColumnSource[]; transfer: ArrayBuffer[] } {
+  const transfer: ArrayBuffer[] = [];
+  const columnData = columns.map((c, i): ColumnSource => {
+    const data = values[i] as unknown[] | Utf8Column;
+    // Min/max of text cost a fifth of the time (UTF-8 order, value by value) and prune little in logs.
+    const source: ColumnSource = { name: c.name, data: [], statistics: !text[i] };
+    const encoding = encodings[i];
+    if (encoding) source.encoding = encoding;
+    if (!Array.isArray(data)) {
+      if (!text[i]) throw new RangeError(`Column "${c.name}" is not text, but its values came as UTF-8`);
+      source.utf8 = data;
+      transfer.push(data.bytes.buffer as ArrayBuffer, data.lengths.buffer as ArrayBuffer);
+    } else if (text[i]) {
+      source.joined = joinText(data as (string | null)[]);
+      transfer.push(source.joined.lengths.buffer as ArrayBuffer);
+    } else source.data = data;
+    return source;
+  });
+  return { columnData, transfer };
+}
+
 /** A text column's values as one string and each value's length (-1: NULL). */
 function joinText(values: readonly (string | null)[]): { text: string; lengths: Int32Array } {
   const lengths = new Int32Array(values.length);
@@ -249,18 +372,4 @@ function refuseUnknownKeys(row: Row, known: ReadonlySet<string>, rowNumber: numb
         rowNumber,
       );
   }
-}
-
-function valueError(column: ParquetColumn, rowNumber: number, error: unknown): Error {
-  if (!(error instanceof ValueMismatch)) return error as Error;
-  const type =
-    column.type.kind === 'decimal'
-      ? `decimal(${column.type.precision},${column.type.scale})`
-      : column.type.kind;
-  return new EncodeError(
-    `Column "${column.name}" (${type}), row ${rowNumber}: ${error.message}`,
-    column.name,
-    rowNumber,
-    { cause: error },
-  );
 }

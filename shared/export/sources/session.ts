@@ -13,6 +13,8 @@ export interface SqlDialect {
 }
 
 import type { Row } from '../encode/jsonl';
+import type { ColumnGroup, GroupLimits } from '../encode/parquet';
+import type { ParquetColumn } from '../encode/parquet-types';
 import type { ColumnSpec } from './columns';
 
 export type { Row };
@@ -40,6 +42,18 @@ export interface DatabaseSession {
    * Parquet export spends most of its time on otherwise). No array is empty.
    */
   batches?(sql: string): AsyncIterable<Row[]>;
+  /**
+   * Optional, for Parquet: the rows of `sql` read by column into row groups
+   * of at most `limits`, each value already what the Parquet encoder would
+   * make of the value `stream(sql)` gives for it, for a file of `columns`
+   * (the query's described columns, typed); undefined when the session
+   * cannot promise that for this query (the caller then uses `batches`).
+   */
+  parquetGroups?(
+    sql: string,
+    columns: readonly ParquetColumn[],
+    limits: GroupLimits,
+  ): Promise<AsyncIterable<ColumnGroup> | undefined>;
   /**
    * Optional fast path: the rows of `sql` as JSON lines, byte for byte what
    * JSON-encoding `stream(sql)` line by line gives (with the same columns

@@ -10,6 +10,7 @@ import type pg from 'pg';
  * object or a Buffer per message. Any other message goes to pg's own parser;
  * at CopyDone or an ErrorResponse the socket goes back to pg, which ends the
  * query as it ends any other (CommandComplete, errors, ReadyForQuery).
+ * CopyDataBytesReader does the same for binary COPY, its payloads as bytes.
  */
 
 const COPY_DATA = 0x64; // d
@@ -18,9 +19,9 @@ const ERROR_RESPONSE = 0x45; // E
 const HEADER_BYTES = 5;
 
 /** What one socket read holds: rows' bytes, messages for pg, and whether copy-out mode ended. */
-export interface CopyRead {
-  /** The CopyData payloads, concatenated: CSV rows as latin1 text. */
-  rows: string;
+export interface CopyRead<R = string> {
+  /** The CopyData payloads, concatenated: CSV rows as latin1 text (CopyDataReader), or bytes. */
+  rows: R;
   /** Other messages of copy-out mode (CopyOutResponse, notices, parameter status), whole, for pg's parser. */
   messages: Buffer[];
   /** From CopyDone or an ErrorResponse on: the bytes that belong to pg again. */
@@ -72,23 +73,91 @@ export class CopyDataReader {
 }
 
 /**
+ * The CopyData payloads of one read of binary COPY output, where they are:
+ * payload i is `input` from `ranges[2i]` to `ranges[2i + 1]`. Not copied: one
+ * row per message is the rule, read in place.
+ */
+export interface CopyPayloads {
+  input: Buffer;
+  ranges: number[];
+  /** How many payloads. */
+  length: number;
+}
+
+/**
+ * CopyDataReader for binary COPY: where the payloads of one read are, in its
+ * bytes; a message split across reads is gathered once all of it has come (a
+ * value of many megabytes is not copied again per read).
+ */
+export class CopyDataBytesReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private need = HEADER_BYTES;
+
+  read(chunk: Buffer): CopyRead<CopyPayloads> {
+    const result: CopyRead<CopyPayloads> = { rows: { input: EMPTY, ranges: [], length: 0 }, messages: [] };
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes < this.need) return result;
+    const input = this.pending.length === 1 ? chunk : Buffer.concat(this.pending, this.pendingBytes);
+    const ranges: number[] = [];
+    let position = 0;
+    for (;;) {
+      if (input.length - position < HEADER_BYTES) {
+        this.need = HEADER_BYTES;
+        break;
+      }
+      const type = input[position] as number;
+      const length = input.readUInt32BE(position + 1);
+      if (type === COPY_DONE || type === ERROR_RESPONSE) {
+        result.rest = input.subarray(position);
+        position = input.length;
+        break;
+      }
+      const end = position + 1 + length;
+      if (end > input.length) {
+        this.need = 1 + length;
+        break;
+      }
+      if (type === COPY_DATA) ranges.push(position + HEADER_BYTES, end);
+      else result.messages.push(input.subarray(position, end));
+      position = end;
+    }
+    // A copy: the rest must not keep the whole read alive.
+    const rest = input.subarray(position);
+    this.pending = rest.length > 0 ? [Buffer.from(rest)] : [];
+    this.pendingBytes = rest.length;
+    result.rows = { input, ranges, length: ranges.length / 2 };
+    return result;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** How CopyOutQuery cuts the socket's bytes: CopyDataReader (text) or CopyDataBytesReader. */
+export interface CopyReader<R> {
+  read(chunk: Buffer): CopyRead<R>;
+}
+
+/**
  * A COPY TO STDOUT query whose rows' bytes go to `onRows` (which must not
  * throw: it runs in the socket's data handler); `finished` settles when the
  * query has ended.
  */
-export class CopyOutQuery implements pg.Submittable {
+export class CopyOutQuery<R extends string | CopyPayloads = string> implements pg.Submittable {
   readonly finished: Promise<void>;
   private settle!: { resolve: () => void; reject: (error: Error) => void };
   private failure: Error | undefined;
   private stream: Socket | undefined;
   private pgListener: ((chunk: Buffer) => void) | undefined;
-  private readonly reader = new CopyDataReader();
   /** Whether the socket is ours (copy-out mode) rather than pg's. */
   private copying = false;
 
   constructor(
     private readonly text: string,
-    private readonly onRows: (rows: string) => void,
+    private readonly onRows: (rows: R) => void,
+    /** The reader for the COPY's format: CopyDataReader for text and CSV. */
+    private readonly reader: CopyReader<R> = new CopyDataReader() as unknown as CopyReader<R>,
   ) {
     this.finished = new Promise((resolve, reject) => {
       this.settle = { resolve, reject };
@@ -121,7 +190,7 @@ export class CopyOutQuery implements pg.Submittable {
     const read = this.reader.read(chunk);
     const pgListener = this.pgListener as (chunk: Buffer) => void;
     for (const message of read.messages) pgListener(message);
-    if (read.rows) this.onRows(read.rows);
+    if (read.rows.length > 0) this.onRows(read.rows);
     if (read.rest) {
       this.copying = false;
       const stream = this.stream as Socket;

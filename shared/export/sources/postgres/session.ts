@@ -2,7 +2,11 @@ import type { Socket } from 'node:net';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { type ConnectionTarget, classify, connectPostgres } from '../../../db/connect';
+import { EncodeError } from '../../../errors';
 import type { Logger } from '../../../log';
+import type { ColumnGroup, GroupLimits } from '../../encode/parquet';
+import type { ParquetColumn } from '../../encode/parquet-types';
+import { valueError } from '../../encode/parquet-values';
 import { ChunkQueue } from '../chunk-queue';
 import type { ColumnSpec } from '../columns';
 import {
@@ -13,6 +17,7 @@ import {
 } from '../connection-guard';
 import type { DatabaseSession, Row, SqlDialect } from '../session';
 import { formatTimestamp, isoFromDatabase } from '../time';
+import { BinaryGroupReader, BinaryValueError, binaryCopyStatement, planBinaryColumns } from './binary-copy';
 import {
   type ColumnField,
   type ColumnPlan,
@@ -22,7 +27,7 @@ import {
   planColumns,
   type TypeParser,
 } from './copy';
-import { CopyOutQuery } from './copy-out';
+import { CopyDataBytesReader, CopyOutQuery, type CopyPayloads, type CopyReader } from './copy-out';
 
 const BATCH_ROWS = 1000;
 /** How long a closing session waits for the server's goodbye before dropping the socket. */
@@ -95,9 +100,12 @@ class StatementDescription implements pg.Submittable {
   handleCopyData(): void {}
 }
 
-/** What COPY's text (UTF-8 bytes held as latin1) becomes, in pieces handed on as they are ready. */
-interface CopyOutput<T> {
-  writeText(text: string): T[];
+/**
+ * What COPY's output becomes, in pieces handed on as they are ready: its text
+ * (UTF-8 bytes held as latin1), or where its payloads are (binary COPY).
+ */
+interface CopyOutput<T, R extends string | CopyPayloads = string> {
+  write(rows: R): T[];
   /** The last pieces; throws when the text stopped inside a row. */
   end(): T[];
 }
@@ -249,7 +257,7 @@ export class PostgresSession implements DatabaseSession {
       return chunks;
     };
     return this.copyOut(copyStatement(sql), {
-      writeText: (text) => count(transcoder.writeText(text)),
+      write: (text) => count(transcoder.writeText(text)),
       end: () => count(transcoder.end()),
     });
   }
@@ -265,9 +273,57 @@ export class PostgresSession implements DatabaseSession {
     const parser = new CsvRowParser(columns);
     const batch = (rows: Row[]) => (rows.length > 0 ? [rows] : []);
     return this.copyOut(copyStatement(sql), {
-      writeText: (text) => batch(parser.writeText(text)),
+      write: (text) => batch(parser.writeText(text)),
       end: () => batch(parser.end()),
     });
+  }
+
+  /**
+   * The rows of `sql` for a Parquet file of `columns` (its described columns,
+   * typed), read through binary COPY by column (binary-copy.ts): the row
+   * groups `encodeParquetBatches` would make of `batches(sql)`, at most
+   * `limits` each. Undefined where the server has no COPY path or a column's
+   * type is not one read that way.
+   */
+  async parquetGroups(
+    sql: string,
+    columns: readonly ParquetColumn[],
+    limits: GroupLimits,
+  ): Promise<AsyncIterable<ColumnGroup> | undefined> {
+    if (!(await this.supportsCopy())) return undefined;
+    let readers: ReturnType<typeof planBinaryColumns>;
+    try {
+      readers = planBinaryColumns(await this.guard.during(this.describeFields(sql)), columns);
+    } catch (error) {
+      throw classify(error, this.target, { purpose: this.purpose });
+    }
+    if (readers === undefined) return undefined;
+    const reader = new BinaryGroupReader(readers, limits);
+    const located = (groups: () => ColumnGroup[]) => {
+      try {
+        return groups();
+      } catch (error) {
+        // The encoder's own error for a value that does not fit: the column and the row.
+        if (error instanceof BinaryValueError)
+          throw valueError(columns[error.column] as ParquetColumn, error.row, error.mismatch);
+        throw error;
+      }
+    };
+    return this.copyOut(
+      binaryCopyStatement(sql),
+      {
+        write: ({ input, ranges, length }) =>
+          located(() => {
+            const groups: ColumnGroup[] = [];
+            for (let i = 0; i < length; i++) reader.write(input, ranges[2 * i], ranges[2 * i + 1], groups);
+            return groups;
+          }),
+        end: () => located(() => reader.end()),
+      },
+      () => new CopyDataBytesReader(),
+      // A group is megabytes: the socket pauses while one waits.
+      1,
+    );
   }
 
   /**
@@ -305,23 +361,31 @@ export class PostgresSession implements DatabaseSession {
    * cannot read) lets the COPY run to its end with its rows dropped, so that
    * the connection leaves copy-out mode and stays usable.
    */
-  private async *copyOut<T>(copySql: string, output: CopyOutput<T>): AsyncGenerator<T> {
+  private async *copyOut<T, R extends string | CopyPayloads = string>(
+    copySql: string,
+    output: CopyOutput<T, R>,
+    reader?: () => CopyReader<R>,
+    /** Pieces that may wait before the socket is paused. */
+    limit?: number,
+  ): AsyncGenerator<T> {
     let dropping = false;
     let settled = false;
     const queue = new ChunkQueue<T>(
       () => query.pause(),
       () => query.resume(),
+      limit,
     );
-    const query = new CopyOutQuery(copySql, (rows) => {
+    const onRows = (rows: R) => {
       if (dropping) return;
       try {
-        for (const piece of output.writeText(rows)) queue.push(piece);
+        for (const piece of output.write(rows)) queue.push(piece);
       } catch (error) {
         dropping = true;
         query.resume();
         queue.fail(error);
       }
-    });
+    };
+    const query = new CopyOutQuery<R>(copySql, onRows, reader?.());
     query.finished.then(
       () => {
         settled = true;
@@ -348,6 +412,8 @@ export class PostgresSession implements DatabaseSession {
     try {
       yield* queue.drain();
     } catch (error) {
+      // A value that does not fit its Parquet column is the encoder's error (column and row), not the database's.
+      if (error instanceof EncodeError) throw error;
       throw classify(error, this.target, { purpose: this.purpose });
     } finally {
       if (!settled) {

@@ -1,6 +1,9 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { makeHandler } from '../../../../functions/export';
+import { PostgresSession } from '../../../../shared/export/sources/postgres/session';
 import {
   floorToGrid,
   formatTimestamp,
@@ -10,6 +13,7 @@ import {
 } from '../../../../shared/export/sources/time';
 import { createPgDatabase, mysqlAdmin, pgAdmin, uniqueName } from '../../../stack/fixtures';
 import { postgresClusterParameters } from '../../../support/csvlog-fixtures';
+import { duckdbQuery, sqlString } from '../../../support/duckdb';
 import {
   createWatermarkTable,
   exportDirectory,
@@ -113,7 +117,8 @@ describe.concurrent('masking end to end: corpus statements through the serversâ€
       'clusters/pg1/log-source': 'file_fdw',
       'clusters/pg1/tables': ['postgres_log'],
     });
-    await setWatermark(watermarkTable, 'pg1', 'postgres_log', formatTimestamp(floorToGrid(await pgNow(), 1)));
+    const started = floorToGrid(await pgNow(), 1);
+    await setWatermark(watermarkTable, 'pg1', 'postgres_log', formatTimestamp(started));
     const admin = await pgAdmin(database);
     const failed: string[] = [];
     try {
@@ -144,5 +149,52 @@ describe.concurrent('masking end to end: corpus statements through the serversâ€
     expect(errors.length).toBeGreaterThan(3);
     expect(texts).toContain('syntax error at or near "<redacted>"');
     expect(texts.some((t) => t.startsWith('unterminated quoted string at or near "<redacted>'))).toBe(true);
+
+    // The same windows as Parquet: the csv log's columns are all read by column from binary COPY, and masked there.
+    const parquetPath = `/${uniqueName('export')}`;
+    const parquetDirectory = exportDirectory();
+    const parquetWatermarks = await createWatermarkTable();
+    await putParameters(parquetPath, {
+      'global/destination': `file://${parquetDirectory}`,
+      'global/window-minutes': '1',
+      'global/lag-seconds': '2',
+      'global/format': 'parquet',
+      ...postgresClusterParameters('pg1', database),
+      'clusters/pg1/csvlog-table': 'mask_log',
+      'clusters/pg1/log-source': 'file_fdw',
+      'clusters/pg1/tables': ['postgres_log'],
+    });
+    await setWatermark(parquetWatermarks, 'pg1', 'postgres_log', formatTimestamp(started));
+    const byColumn = vi.spyOn(PostgresSession.prototype, 'parquetGroups');
+    try {
+      const parquet = await makeHandler(
+        testRuntime({ path: parquetPath, watermarkTable: parquetWatermarks }),
+      )({
+        cluster: 'pg1',
+      });
+      expect(parquet.clusters[0]?.tables[0]?.error).toBeUndefined();
+      const answers = await Promise.all(byColumn.mock.results.map((r) => r.value));
+      expect(answers.length).toBeGreaterThan(0);
+      expect(answers.every((a) => a !== undefined)).toBe(true);
+    } finally {
+      byColumn.mockRestore();
+    }
+    // Window by window, the Parquet object holds the JSON object's rows: every text as masked, no secret in any byte.
+    for (const [key, jsonRows] of await readFileObjects(directory)) {
+      const file = join(parquetDirectory, key.replace(/\.jsonl\.gz$/, '.parquet'));
+      const { rows: parquetRows } = await duckdbQuery(`SELECT * FROM read_parquet(${sqlString(file)})`);
+      const textsOf = (rows: Record<string, unknown>[]) =>
+        rows.flatMap((r) => MASKED_COLUMNS.map((c) => String(r[c] ?? null))).sort();
+      expect(textsOf(parquetRows), key).toEqual(textsOf(jsonRows));
+      const bytes = await readFile(file);
+      for (const entry of entries)
+        for (const secret of secretsOf(entry)) {
+          expect(JSON.stringify(parquetRows), key).not.toContain(secret);
+          expect(bytes.includes(secret), key).toBe(false);
+        }
+    }
   }, 180_000);
 });
+
+/** postgres_log's SQL text columns, which the exporter masks. */
+const MASKED_COLUMNS = ['message', 'detail', 'query', 'internal_query', 'context'];
