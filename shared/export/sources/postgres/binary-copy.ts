@@ -111,7 +111,8 @@ class Utf8Builder {
 
   /** Sized for what the last group held, so that a group's text is rarely copied to grow. */
   constructor(bytes: number, values: number) {
-    this.bytes = new Uint8Array(Math.max(FIRST_TEXT_BYTES, bytes + (bytes >> 3)));
+    // Not zeroed, and an ArrayBuffer of its own (never Node's pool): it is moved to the encoder thread.
+    this.bytes = Buffer.allocUnsafeSlow(Math.max(FIRST_TEXT_BYTES, bytes + (bytes >> 3)));
     this.lengths = new Int32Array(Math.max(1024, values));
   }
 
@@ -119,9 +120,9 @@ class Utf8Builder {
     const used = this.used;
     if (used + length > this.bytes.length) this.grow(used + length);
     const bytes = this.bytes;
-    // A call to copy costs as much as a loop over 30 or so bytes.
-    if (length <= 32) for (let i = 0; i < length; i++) bytes[used + i] = from[start + i] as number;
-    else bytes.set(from.subarray(start, start + length), used);
+    // Copying makes a view of the source per call (an allocation): a loop is cheaper for most values.
+    if (length <= 256) for (let i = 0; i < length; i++) bytes[used + i] = from[start + i] as number;
+    else from.copy(bytes, used, start, start + length);
     this.used = used + length;
     this.push(length);
   }
@@ -129,7 +130,7 @@ class Utf8Builder {
   private grow(size: number): void {
     let capacity = this.bytes.length * 2;
     while (capacity < size) capacity *= 2;
-    const grown = new Uint8Array(capacity);
+    const grown = Buffer.allocUnsafeSlow(capacity);
     grown.set(this.bytes.subarray(0, this.used));
     this.bytes = grown;
   }

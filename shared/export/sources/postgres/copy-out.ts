@@ -74,11 +74,12 @@ export class CopyDataReader {
 
 /**
  * The CopyData payloads of one read of binary COPY output, where they are:
- * payload i is `input` from `ranges[2i]` to `ranges[2i + 1]`. Not copied: one
- * row per message is the rule, read in place.
+ * payload i is `inputs[ranges[3i]]` from `ranges[3i + 1]` to `ranges[3i + 2]`.
+ * Read in place: one row per message is the rule.
  */
 export interface CopyPayloads {
-  input: Buffer;
+  /** The message a read completed (when the last read cut one), then the read itself. */
+  inputs: Buffer[];
   ranges: number[];
   /** How many payloads. */
   length: number;
@@ -86,53 +87,77 @@ export interface CopyPayloads {
 
 /**
  * CopyDataReader for binary COPY: where the payloads of one read are, in its
- * bytes; a message split across reads is gathered once all of it has come (a
- * value of many megabytes is not copied again per read).
+ * bytes. A message cut by the end of a read is completed from the next one,
+ * copying only its own bytes, and only once all of it has come (a value of
+ * many megabytes is not copied again per read).
  */
 export class CopyDataBytesReader {
+  /** The pieces of the message the last read cut, and its size (type byte included) once its header is in. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private need = HEADER_BYTES;
+  private size = 0;
 
   read(chunk: Buffer): CopyRead<CopyPayloads> {
-    const result: CopyRead<CopyPayloads> = { rows: { input: EMPTY, ranges: [], length: 0 }, messages: [] };
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes < this.need) return result;
-    const input = this.pending.length === 1 ? chunk : Buffer.concat(this.pending, this.pendingBytes);
+    const inputs: Buffer[] = [];
     const ranges: number[] = [];
+    const result: CopyRead<CopyPayloads> = { rows: { inputs, ranges, length: 0 }, messages: [] };
     let position = 0;
-    for (;;) {
-      if (input.length - position < HEADER_BYTES) {
-        this.need = HEADER_BYTES;
-        break;
+    if (this.pendingBytes > 0) {
+      if (this.size === 0) {
+        position = Math.min(HEADER_BYTES - this.pendingBytes, chunk.length);
+        this.keep(chunk.subarray(0, position));
+        if (this.pendingBytes < HEADER_BYTES) return result;
+        const header = Buffer.concat(this.pending, this.pendingBytes);
+        this.pending = [header];
+        this.size = 1 + header.readUInt32BE(1);
       }
-      const type = input[position] as number;
-      const length = input.readUInt32BE(position + 1);
+      const take = Math.min(this.size - this.pendingBytes, chunk.length - position);
+      this.keep(chunk.subarray(position, position + take));
+      position += take;
+      if (this.pendingBytes < this.size) return result;
+      const message = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.size = 0;
+      const type = message[0];
       if (type === COPY_DONE || type === ERROR_RESPONSE) {
-        result.rest = input.subarray(position);
-        position = input.length;
+        result.rest = Buffer.concat([message, chunk.subarray(position)]);
+        return result;
+      }
+      if (type === COPY_DATA) ranges.push(inputs.push(message) - 1, HEADER_BYTES, message.length);
+      else result.messages.push(message);
+    }
+    const index = inputs.push(chunk) - 1;
+    for (;;) {
+      if (chunk.length - position < HEADER_BYTES) break;
+      const type = chunk[position] as number;
+      const length = chunk.readUInt32BE(position + 1);
+      if (type === COPY_DONE || type === ERROR_RESPONSE) {
+        result.rest = chunk.subarray(position);
+        position = chunk.length;
         break;
       }
       const end = position + 1 + length;
-      if (end > input.length) {
-        this.need = 1 + length;
+      if (end > chunk.length) {
+        this.size = 1 + length;
         break;
       }
-      if (type === COPY_DATA) ranges.push(position + HEADER_BYTES, end);
-      else result.messages.push(input.subarray(position, end));
+      if (type === COPY_DATA) ranges.push(index, position + HEADER_BYTES, end);
+      else result.messages.push(chunk.subarray(position, end));
       position = end;
     }
-    // A copy: the rest must not keep the whole read alive.
-    const rest = input.subarray(position);
-    this.pending = rest.length > 0 ? [Buffer.from(rest)] : [];
-    this.pendingBytes = rest.length;
-    result.rows = { input, ranges, length: ranges.length / 2 };
+    // A copy: the cut message must not keep the whole read alive.
+    if (position < chunk.length) this.keep(Buffer.from(chunk.subarray(position)));
+    result.rows.length = ranges.length / 3;
     return result;
+  }
+
+  private keep(piece: Buffer): void {
+    this.pending.push(piece);
+    this.pendingBytes += piece.length;
   }
 }
 
-const EMPTY = Buffer.alloc(0);
 
 /** How CopyOutQuery cuts the socket's bytes: CopyDataReader (text) or CopyDataBytesReader. */
 export interface CopyReader<R> {

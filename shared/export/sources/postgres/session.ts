@@ -312,10 +312,11 @@ export class PostgresSession implements DatabaseSession {
     return this.copyOut(
       binaryCopyStatement(sql),
       {
-        write: ({ input, ranges, length }) =>
+        write: ({ inputs, ranges, length }) =>
           located(() => {
             const groups: ColumnGroup[] = [];
-            for (let i = 0; i < length; i++) reader.write(input, ranges[2 * i], ranges[2 * i + 1], groups);
+            for (let i = 0; i < 3 * length; i += 3)
+              reader.write(inputs[ranges[i] as number] as Buffer, ranges[i + 1], ranges[i + 2], groups);
             return groups;
           }),
         end: () => located(() => reader.end()),
