@@ -12,6 +12,7 @@
  * count and per field a 32-bit length (-1: NULL) and the value's bytes, all
  * big-endian, and a field count of -1 at the end.
  */
+import { isAscii } from 'node:buffer';
 import type { ColumnGroup, GroupLimits, Utf8Column } from '../../encode/parquet';
 import type { ParquetColumn } from '../../encode/parquet-types';
 import {
@@ -116,15 +117,30 @@ class Utf8Builder {
     this.lengths = new Int32Array(Math.max(1024, values));
   }
 
-  append(from: Buffer, start: number, length: number): void {
+  /**
+   * Appends the UTF-8 bytes of one value; returns its length as the encoder
+   * counts a string's (UTF-16 code units), so that groups close where its do.
+   */
+  append(from: Buffer, start: number, length: number): number {
     const used = this.used;
     if (used + length > this.bytes.length) this.grow(used + length);
     const bytes = this.bytes;
+    let units = length;
     // Copying makes a view of the source per call (an allocation): a loop is cheaper for most values.
-    if (length <= 256) for (let i = 0; i < length; i++) bytes[used + i] = from[start + i] as number;
-    else from.copy(bytes, used, start, start + length);
+    if (length <= 256)
+      for (let i = 0; i < length; i++) {
+        const byte = from[start + i] as number;
+        bytes[used + i] = byte;
+        if (byte >= 0x80) units += utf16Change(byte);
+      }
+    else {
+      from.copy(bytes, used, start, start + length);
+      const value = from.subarray(start, start + length);
+      if (!isAscii(value)) units = utf16Length(value);
+    }
     this.used = used + length;
     this.push(length);
+    return units;
   }
 
   private grow(size: number): void {
@@ -158,6 +174,26 @@ class Utf8Builder {
   take(): Utf8Column {
     return { bytes: this.bytes.subarray(0, this.used), lengths: this.lengths.subarray(0, this.count) };
   }
+}
+
+/**
+ * What one byte of UTF-8 adds to the UTF-16 length when the byte count is
+ * taken for it: a continuation byte -1 (its character is counted once), a
+ * four-byte character's first byte +1 (a surrogate pair).
+ */
+function utf16Change(byte: number): number {
+  if (byte < 0xc0) return -1;
+  return byte >= 0xf0 ? 1 : 0;
+}
+
+/** The UTF-16 length of valid UTF-8 bytes. */
+function utf16Length(bytes: Uint8Array): number {
+  let units = bytes.length;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i] as number;
+    if (byte >= 0x80) units += utf16Change(byte);
+  }
+  return units;
 }
 
 /**
@@ -283,9 +319,8 @@ export class BinaryGroupReader {
         const builder = this.text[c] as Utf8Builder;
         if (length < 0) builder.appendNull();
         else {
-          builder.append(input, position, length);
+          bytes += builder.append(input, position, length);
           position += length;
-          bytes += length;
         }
         continue;
       }

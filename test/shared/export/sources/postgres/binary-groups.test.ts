@@ -39,7 +39,7 @@ const HOSTILE_TEXT = [
 let database: string;
 let session: PostgresSession;
 const logger = createLogger('postgres-binary-groups-test');
-/** Bounds by rows only: the two paths count text bytes differently (UTF-16 against UTF-8). */
+/** Bounds by rows only (binary-groups-attack.test.ts compares the files with the byte bound). */
 const BY_ROWS: GroupLimits = { maxRows: 4096, maxBytes: Number.MAX_SAFE_INTEGER };
 
 async function open(): Promise<PostgresSession> {
@@ -278,19 +278,19 @@ describe('PostgresSession.parquetGroups', () => {
     }
   });
 
-  it('closes groups at the row bound and at the byte bound (8 per value, text by its UTF-8 bytes)', async () => {
+  it('closes groups at the row bound and at the byte bound (8 per value, text by its UTF-16 length, as encodeParquet counts it)', async () => {
     const byRows = await groupsOf('SELECT id, thread FROM many ORDER BY id', {
       maxRows: 1000,
       maxBytes: 1 << 30,
     });
     const byBytes = await groupsOf("SELECT id, repeat('é', 50) AS t FROM many WHERE id <= 1000 ORDER BY id", {
       maxRows: 1 << 20,
-      maxBytes: 10_800,
+      maxBytes: 5_800,
     });
 
     expect(byRows).toHaveLength(50);
     expect(byRows.every((g) => g.rows === 1000)).toBe(true);
-    // Each row is 8 + 100 bytes: a group closes at its 100th row (10,800 bytes).
+    // Each row is 8 + 50 (50 UTF-16 units, 100 UTF-8 bytes): a group closes at its 100th row (5,800).
     expect(byBytes.map((g) => g.rows)).toEqual(Array(10).fill(100));
     const text = byBytes[0]?.columns[1] as Utf8Column;
     expect(Buffer.from(text.bytes).toString('utf8')).toBe('é'.repeat(50 * 100));
