@@ -6,16 +6,12 @@ import { ByteCounter } from './encode/byte-counter';
 import { createParallelGzip } from './encode/gzip';
 import { encodeJsonLines, inBatches, maskSqlText, peek, type Row, type RowCounter } from './encode/jsonl';
 import {
-  type ColumnGroup,
   encodeParquetBatches,
   encodeParquetGroups,
   groupLimits,
-  mapUtf8,
   PARQUET_CONTENT_TYPE,
-  type Utf8Column,
 } from './encode/parquet';
 import { type ParquetColumn, parquetTypeOf } from './encode/parquet-types';
-import { redactSql } from './masking';
 import { batchWindows, WindowedRows } from './plan/batches';
 import { planBackfill, planBatchWindows, planWindows, type Window } from './plan/planner';
 import type { Lease, WatermarkStore } from './plan/watermark-store';
@@ -520,11 +516,12 @@ class ParquetEncoder implements WindowEncoder {
     const { session } = this.ctx;
     const columns = this.#columns as ParquetColumn[];
     // Read by column where the session can (PostgreSQL's binary COPY): the same file, without row objects.
-    const groups = await session.parquetGroups?.(sql, columns, groupLimits());
+    // The session masks the SQL text columns as it reads them: the groups close where the masked rows' would.
+    const groups = await session.parquetGroups?.(sql, columns, groupLimits(), redactColumns(this.ctx));
     if (groups) {
       const first = await peek(groups);
       if (!first) return EMPTY;
-      return encodeParquetGroups(columns, maskGroups(first, columns, redactColumns(this.ctx)), { counter });
+      return encodeParquetGroups(columns, first, { counter });
     }
     return this.batches(session.batches?.(sql) ?? inBatches(session.stream(sql)), counter);
   }
@@ -575,19 +572,6 @@ async function* maskBatches(
     counter.rows += batch.length;
     if (columns.length > 0) for (const row of batch) maskSqlText(row, columns);
     yield batch;
-  }
-}
-
-/** Masks credentials in the SQL text columns of row groups read by column (their UTF-8 bytes, re-encoded). */
-async function* maskGroups(
-  groups: AsyncIterable<ColumnGroup>,
-  columns: readonly ParquetColumn[],
-  redact: readonly string[],
-): AsyncGenerator<ColumnGroup> {
-  const masked = columns.flatMap((c, i) => (redact.includes(c.name) ? [i] : []));
-  for await (const group of groups) {
-    for (const i of masked) group.columns[i] = mapUtf8(group.columns[i] as unknown[] | Utf8Column, redactSql);
-    yield group;
   }
 }
 

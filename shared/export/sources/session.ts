@@ -46,13 +46,16 @@ export interface DatabaseSession {
    * Optional, for Parquet: the rows of `sql` read by column into row groups
    * of at most `limits`, each value already what the Parquet encoder would
    * make of the value `stream(sql)` gives for it, for a file of `columns`
-   * (the query's described columns, typed); undefined when the session
-   * cannot promise that for this query (the caller then uses `batches`).
+   * (the query's described columns, typed), the SQL text of `redactColumns`
+   * masked as `stream`'s rows would be before they are grouped; undefined
+   * when the session cannot promise that for this query (the caller then
+   * uses `batches`).
    */
   parquetGroups?(
     sql: string,
     columns: readonly ParquetColumn[],
     limits: GroupLimits,
+    redactColumns?: readonly string[],
   ): Promise<AsyncIterable<ColumnGroup> | undefined>;
   /**
    * Optional fast path: the rows of `sql` as JSON lines, byte for byte what

@@ -143,6 +143,13 @@ class Utf8Builder {
     return units;
   }
 
+  /** Appends `text` as UTF-8 (a value changed on the way, masked SQL); returns its UTF-16 length. */
+  appendText(text: string): number {
+    const encoded = Buffer.from(text, 'utf8');
+    this.append(encoded, 0, encoded.length);
+    return text.length;
+  }
+
   private grow(size: number): void {
     let capacity = this.bytes.length * 2;
     while (capacity < size) capacity *= 2;
@@ -229,6 +236,8 @@ export class BinaryGroupReader {
   constructor(
     private readonly readers: readonly Reader[],
     private readonly limits: GroupLimits,
+    /** Per column, what its text values become (masking), or undefined: as they are. */
+    private readonly changes: readonly (((text: string) => string) | undefined)[] = [],
   ) {
     this.fixedBytes = 8 * readers.filter((r) => r !== TEXT).length;
     this.startGroup();
@@ -319,7 +328,10 @@ export class BinaryGroupReader {
         const builder = this.text[c] as Utf8Builder;
         if (length < 0) builder.appendNull();
         else {
-          bytes += builder.append(input, position, length);
+          const change = this.changes[c];
+          bytes += change
+            ? builder.appendText(change(input.toString('utf8', position, position + length)))
+            : builder.append(input, position, length);
           position += length;
         }
         continue;

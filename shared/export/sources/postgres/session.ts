@@ -7,6 +7,7 @@ import type { Logger } from '../../../log';
 import type { ColumnGroup, GroupLimits } from '../../encode/parquet';
 import type { ParquetColumn } from '../../encode/parquet-types';
 import { valueError } from '../../encode/parquet-values';
+import { redactSql } from '../../masking';
 import { ChunkQueue } from '../chunk-queue';
 import type { ColumnSpec } from '../columns';
 import {
@@ -282,13 +283,15 @@ export class PostgresSession implements DatabaseSession {
    * The rows of `sql` for a Parquet file of `columns` (its described columns,
    * typed), read through binary COPY by column (binary-copy.ts): the row
    * groups `encodeParquetBatches` would make of `batches(sql)`, at most
-   * `limits` each. Undefined where the server has no COPY path or a column's
-   * type is not one read that way.
+   * `limits` each, the SQL text of `redactColumns` masked as it is read (so
+   * that groups close where the masked rows' would). Undefined where the
+   * server has no COPY path or a column's type is not one read that way.
    */
   async parquetGroups(
     sql: string,
     columns: readonly ParquetColumn[],
     limits: GroupLimits,
+    redactColumns: readonly string[] = [],
   ): Promise<AsyncIterable<ColumnGroup> | undefined> {
     if (!(await this.supportsCopy())) return undefined;
     let readers: ReturnType<typeof planBinaryColumns>;
@@ -298,7 +301,11 @@ export class PostgresSession implements DatabaseSession {
       throw classify(error, this.target, { purpose: this.purpose });
     }
     if (readers === undefined) return undefined;
-    const reader = new BinaryGroupReader(readers, limits);
+    const reader = new BinaryGroupReader(
+      readers,
+      limits,
+      columns.map((c) => (redactColumns.includes(c.name) ? redactSql : undefined)),
+    );
     const located = (groups: () => ColumnGroup[]) => {
       try {
         return groups();

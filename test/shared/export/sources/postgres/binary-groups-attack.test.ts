@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inBatches } from '../../../../../shared/export/encode/jsonl';
+import { inBatches, maskSqlText, type Row } from '../../../../../shared/export/encode/jsonl';
 import {
   encodeParquetBatches,
   encodeParquetGroups,
@@ -60,16 +60,31 @@ async function bytesOf(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** The cursor path's rows, masked as table-export masks them (maskBatches). */
+async function* maskedBatches(rows: AsyncIterable<Row[]>, redact: readonly string[]): AsyncGenerator<Row[]> {
+  for await (const batch of rows) {
+    for (const row of batch) maskSqlText(row, redact);
+    yield batch;
+  }
+}
+
 /**
  * The file of the cursor path's rows and the file of the session's groups
- * (undefined when it declines), both with `limits`.
+ * (undefined when it declines), both with `limits` and masking `redact`.
  */
-async function bothFiles(sql: string, limits: GroupLimits = groupLimits(), from = session) {
+async function bothFiles(
+  sql: string,
+  limits: GroupLimits = groupLimits(),
+  redact: readonly string[] = [],
+  from = session,
+) {
   const columns = await columnsOf(sql, from);
-  const groups = await from.parquetGroups(sql, columns, limits);
+  const groups = await from.parquetGroups(sql, columns, limits, redact);
   const options = { maxRowGroupRows: limits.maxRows, maxRowGroupBytes: limits.maxBytes };
   return {
-    cursor: await bytesOf(encodeParquetBatches(columns, inBatches(from.stream(sql)), options)),
+    cursor: await bytesOf(
+      encodeParquetBatches(columns, maskedBatches(inBatches(from.stream(sql)), redact), options),
+    ),
     binary: groups && (await bytesOf(encodeParquetGroups(columns, groups))),
   };
 }
@@ -80,6 +95,16 @@ describe('PostgresSession.parquetGroups under attack', () => {
     const sql = `SELECT g AS id, repeat('é', 40) || repeat('🎉', 5) || g AS t FROM generate_series(1, 40000) g ORDER BY g`;
 
     const { cursor, binary } = await bothFiles(sql);
+
+    expect(binary?.equals(cursor)).toBe(true);
+  });
+
+  it('masks SQL text itself, before the row-group bounds are counted: the cursor path’s masked file, as table-export masks it', async () => {
+    const secret = 'hunter2';
+    const sql = `SELECT g AS id, 'ALTER ROLE bob PASSWORD ''${secret}' || repeat('s', 200) || g || '''' AS query
+      FROM generate_series(1, 20000) g ORDER BY g`;
+
+    const { cursor, binary } = await bothFiles(sql, groupLimits(), ['query']);
 
     expect(binary?.equals(cursor)).toBe(true);
   });
