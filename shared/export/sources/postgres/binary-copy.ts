@@ -80,6 +80,15 @@ export function planBinaryColumns(
   return readers;
 }
 
+/**
+ * Whether `readers` read a float8: its bytes are the double its text parses
+ * to only while the server writes that text exactly (extra_float_digits of at
+ * least 1, the default since PostgreSQL 12).
+ */
+export function readsFloat8(readers: readonly Reader[]): boolean {
+  return readers.includes(FLOAT8);
+}
+
 /** PostgreSQL's epoch (2000-01-01) in microseconds and in days since 1970-01-01. */
 const EPOCH_MICROS = 946_684_800_000_000;
 const EPOCH_MICROS_BIG = 946_684_800_000_000n;

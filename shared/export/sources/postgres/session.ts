@@ -18,7 +18,13 @@ import {
 } from '../connection-guard';
 import type { DatabaseSession, Row, SqlDialect } from '../session';
 import { formatTimestamp, isoFromDatabase } from '../time';
-import { BinaryGroupReader, BinaryValueError, binaryCopyStatement, planBinaryColumns } from './binary-copy';
+import {
+  BinaryGroupReader,
+  BinaryValueError,
+  binaryCopyStatement,
+  planBinaryColumns,
+  readsFloat8,
+} from './binary-copy';
 import {
   type ColumnField,
   type ColumnPlan,
@@ -126,6 +132,8 @@ export class PostgresSession implements DatabaseSession {
   readonly dialect = postgresDialect;
   /** Whether the server can run the COPY fast path; asked once. */
   private copySupport?: Promise<boolean>;
+  /** Whether float8's text is the exact double (extra_float_digits >= 1); asked once. */
+  private exactFloatText?: Promise<boolean>;
   private readonly guard: ConnectionGuard;
 
   private constructor(
@@ -301,6 +309,8 @@ export class PostgresSession implements DatabaseSession {
       throw classify(error, this.target, { purpose: this.purpose });
     }
     if (readers === undefined) return undefined;
+    // Rounded float8 text (an older client's setting) parses to another double than the bytes hold.
+    if (readsFloat8(readers) && !(await this.floatTextIsExact())) return undefined;
     const reader = new BinaryGroupReader(
       readers,
       limits,
@@ -431,6 +441,13 @@ export class PostgresSession implements DatabaseSession {
       }
       done();
     }
+  }
+
+  private floatTextIsExact(): Promise<boolean> {
+    this.exactFloatText ??= this.scalar(`SELECT current_setting('extra_float_digits')::int >= 1`)
+      .then((exact) => exact === true)
+      .catch(() => false);
+    return this.exactFloatText;
   }
 
   private supportsCopy(): Promise<boolean> {

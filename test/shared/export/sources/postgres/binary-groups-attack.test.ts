@@ -109,6 +109,20 @@ describe('PostgresSession.parquetGroups under attack', () => {
     expect(binary?.equals(cursor)).toBe(true);
   });
 
+  it('declines float8, or reads it as its text reads, when extra_float_digits rounds the text (a database set for an old client)', async () => {
+    const rounding = await open();
+    try {
+      await rounding.scalar('SET extra_float_digits = 0');
+      const sql = 'SELECT 1 AS id, 0.1::float8 + 0.2::float8 AS f, 1.0000000000000002::float8 AS g';
+
+      const { cursor, binary } = await bothFiles(sql, groupLimits(), [], rounding);
+
+      if (binary !== undefined) expect(binary.equals(cursor)).toBe(true);
+    } finally {
+      await rounding.close();
+    }
+  });
+
   it('makes the same file for domains (base type described), char(n) and varchar(n)', async () => {
     const { cursor, binary } = await bothFiles('SELECT * FROM typed ORDER BY id');
 
