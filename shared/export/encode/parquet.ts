@@ -14,7 +14,7 @@ import zlib from 'node:zlib';
 import { EncodeError } from '../../errors';
 import { inBatches, type Row, type RowCounter } from './jsonl';
 import type { ColumnSource, ParquetCodec, Utf8Column } from './parquet-file';
-import { openThreadFile } from './parquet-thread';
+import { openThreadFile, type ThreadFile } from './parquet-thread';
 import type { ParquetColumn, ParquetColumnType } from './parquet-types';
 import {
   booleanValue,
@@ -164,12 +164,8 @@ export async function* encodeParquetBatches(
   batches: AsyncIterable<readonly Row[]>,
   options: ParquetEncodeOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  validateColumns(columns);
   const maxRows = options.maxRowGroupRows ?? ROW_GROUP_MAX_ROWS;
   const maxBytes = options.maxRowGroupBytes ?? ROW_GROUP_MAX_BYTES;
-  const codec = options.codec ?? PARQUET_CODEC;
-  if (codec === 'ZSTD' && !('zstdCompressSync' in zlib))
-    throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
   const strictKeys = (options.unknownKeys ?? 'error') === 'error';
   const names = columns.map((c) => c.name);
   const known = new Set(names);
@@ -178,7 +174,8 @@ export async function* encodeParquetBatches(
   const fixedBytes = 8 * columns.filter((c) => !isText(c.type)).length;
   const encodings = columns.map((c) => (isDelta(c.type) ? ('DELTA_BINARY_PACKED' as const) : undefined));
 
-  const file = openThreadFile(columns, codec);
+  /** Opened once rows have come (see openFile). */
+  let file: ThreadFile | undefined;
   let buffers: unknown[][] = columns.map(() => []);
   let groupRows = 0;
   let groupBytes = 0;
@@ -189,7 +186,7 @@ export async function* encodeParquetBatches(
   /** Hands the group to the thread; returns the bytes of the oldest group once IN_FLIGHT are out. */
   const sendGroup = async () => {
     const { columnData, transfer } = columnSources(columns, buffers, text, encodings);
-    const sent = file.writeGroup(columnData, groupRows, transfer);
+    const sent = (file as ThreadFile).writeGroup(columnData, groupRows, transfer);
     // Awaited below or after the group before it failed (then it fails too, unobserved).
     sent.catch(() => {});
     buffers = columns.map(() => []);
@@ -200,7 +197,8 @@ export async function* encodeParquetBatches(
   };
 
   try {
-    for await (const batch of batches)
+    for await (const batch of batches) {
+      file ??= openFile(columns, options);
       for (const row of batch) {
         rowNumber++;
         if (strictKeys) refuseUnknownKeys(row, known, rowNumber);
@@ -226,12 +224,29 @@ export async function* encodeParquetBatches(
         if (options.counter) options.counter.rows++;
         if (groupRows >= maxRows || groupBytes >= maxBytes) yield* await sendGroup();
       }
+    }
+    file ??= openFile(columns, options);
     if (groupRows > 0) yield* await sendGroup();
     for (const sent of inFlight.splice(0)) yield* await sent;
     yield* await file.finish();
   } finally {
-    file.close();
+    file?.close();
   }
+}
+
+/**
+ * Validates the columns and the codec and opens the file on the encoder
+ * thread. The encoders call it once their source has given something: a
+ * failure here (a duplicate column, no encoder program) then stops the source
+ * as any other failure does, and a query that the source holds (a COPY in
+ * progress, a cursor) is given up rather than left waiting on the connection.
+ */
+function openFile(columns: readonly ParquetColumn[], options: ParquetEncodeOptions): ThreadFile {
+  validateColumns(columns);
+  const codec = options.codec ?? PARQUET_CODEC;
+  if (codec === 'ZSTD' && !('zstdCompressSync' in zlib))
+    throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
+  return openThreadFile(columns, codec);
 }
 
 /**
@@ -244,16 +259,14 @@ export async function* encodeParquetGroups(
   source: AsyncIterable<ColumnGroup>,
   options: ParquetEncodeOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  validateColumns(columns);
-  const codec = options.codec ?? PARQUET_CODEC;
-  if (codec === 'ZSTD' && !('zstdCompressSync' in zlib))
-    throw new RangeError(`ZSTD needs node:zlib's zstd (Node.js 22.15 or later), not ${process.version}`);
   const text = columns.map((c) => isText(c.type));
   const encodings = columns.map((c) => (isDelta(c.type) ? ('DELTA_BINARY_PACKED' as const) : undefined));
-  const file = openThreadFile(columns, codec);
+  /** Opened once groups have come (see openFile). */
+  let file: ThreadFile | undefined;
   const inFlight: Promise<Uint8Array[]>[] = [];
   try {
     for await (const group of source) {
+      file ??= openFile(columns, options);
       if (group.columns.length !== columns.length)
         throw new RangeError(
           `A row group of ${group.columns.length} columns for a file of ${columns.length}`,
@@ -266,51 +279,12 @@ export async function* encodeParquetGroups(
       inFlight.push(sent);
       if (inFlight.length > IN_FLIGHT) yield* await (inFlight.shift() as Promise<Uint8Array[]>);
     }
+    file ??= openFile(columns, options);
     for (const sent of inFlight.splice(0)) yield* await sent;
     yield* await file.finish();
   } finally {
-    file.close();
+    file?.close();
   }
-}
-
-/**
- * A text column's values through `change` (NULLs stay NULL): for UTF-8 bytes,
- * new bytes of their own; for strings, a new array.
- */
-export function mapUtf8(
-  column: unknown[] | Utf8Column,
-  change: (text: string) => string,
-): unknown[] | Utf8Column {
-  if (Array.isArray(column)) return column.map((v) => (typeof v === 'string' ? change(v) : v));
-  const { bytes, lengths } = column;
-  const source = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const texts: string[] = [];
-  let size = 0;
-  let offset = 0;
-  for (let i = 0; i < lengths.length; i++) {
-    const length = lengths[i] as number;
-    if (length < 0) continue;
-    const text = change(source.toString('utf8', offset, offset + length));
-    offset += length;
-    texts.push(text);
-    size += Buffer.byteLength(text);
-  }
-  // Arrays of their own: they are moved to the encoder thread.
-  const out = new Uint8Array(size);
-  const outLengths = new Int32Array(lengths.length);
-  const target = Buffer.from(out.buffer);
-  let written = 0;
-  let next = 0;
-  for (let i = 0; i < lengths.length; i++) {
-    if ((lengths[i] as number) < 0) {
-      outLengths[i] = -1;
-      continue;
-    }
-    const length = target.write(texts[next++] as string, written, 'utf8');
-    outLengths[i] = length;
-    written += length;
-  }
-  return { bytes: out, lengths: outLengths };
 }
 
 /** The row-group bounds of `options`, defaults filled in. */

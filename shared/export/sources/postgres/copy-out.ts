@@ -158,7 +158,6 @@ export class CopyDataBytesReader {
   }
 }
 
-
 /** How CopyOutQuery cuts the socket's bytes: CopyDataReader (text) or CopyDataBytesReader. */
 export interface CopyReader<R> {
   read(chunk: Buffer): CopyRead<R>;

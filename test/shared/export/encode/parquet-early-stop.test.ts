@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ByteCounter } from '../../../../shared/export/encode/byte-counter';
 import { peek } from '../../../../shared/export/encode/jsonl';
-import { encodeParquetBatches } from '../../../../shared/export/encode/parquet';
+import { encodeParquetBatches, encodeParquetGroups } from '../../../../shared/export/encode/parquet';
 import { encoderFilesOpen } from '../../../../shared/export/encode/parquet-thread';
 import { type ParquetColumn, parquetTypeOf } from '../../../../shared/export/encode/parquet-types';
 import { writeStreamed } from '../../../../shared/export/sinks';
@@ -57,5 +57,56 @@ describe('a Parquet window whose sink fails', () => {
     ).rejects.toThrow('S3 upload failed');
 
     expect({ filesOpen: encoderFilesOpen(), sourceReleased }).toEqual({ filesOpen: 0, sourceReleased: true });
+  });
+});
+
+describe('a Parquet encoder that cannot open its file', () => {
+  // Two columns of one name: refused when the file is opened, after the window's query has started.
+  const duplicate: ParquetColumn[] = [
+    { name: 'id', type: parquetTypeOf('bigint') },
+    { name: 'id', type: parquetTypeOf('bigint') },
+  ];
+
+  /** A source that tells whether it was stopped, as a query in progress (a COPY, a cursor) must be. */
+  function tracked<T>(items: T[]) {
+    const state = { stopped: false };
+    async function* source() {
+      try {
+        yield* items;
+      } finally {
+        state.stopped = true;
+      }
+    }
+    return { state, source };
+  }
+
+  /** As table-export.ts does: the source peeked (its query started), then passed on through a generator. */
+  async function* masked<T>(items: AsyncIterable<T>): AsyncGenerator<T> {
+    for await (const item of items) yield item;
+  }
+
+  it('stops the rows it was given (encodeParquetBatches), and opens nothing on the thread', async () => {
+    const { state, source } = tracked([[{ id: 1 }], [{ id: 2 }]]);
+    const first = await peek(source());
+
+    await expect(peek(encodeParquetBatches(duplicate, masked(first as AsyncIterable<{ id: number }[]>)))).rejects.toThrow(/distinct/);
+
+    expect({ stopped: state.stopped, filesOpen: encoderFilesOpen() }).toEqual({
+      stopped: true,
+      filesOpen: 0,
+    });
+  });
+
+  it('stops the row groups it was given (encodeParquetGroups), and opens nothing on the thread', async () => {
+    const group = { rows: 1, columns: [[1], [1]] };
+    const { state, source } = tracked([group, group]);
+    const first = await peek(source());
+
+    await expect(peek(encodeParquetGroups(duplicate, masked(first as AsyncIterable<typeof group>)))).rejects.toThrow(/distinct/);
+
+    expect({ stopped: state.stopped, filesOpen: encoderFilesOpen() }).toEqual({
+      stopped: true,
+      filesOpen: 0,
+    });
   });
 });

@@ -2,13 +2,12 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EncodeError } from '../../../../../shared/errors';
-import { inBatches } from '../../../../../shared/export/encode/jsonl';
+import { inBatches, peek } from '../../../../../shared/export/encode/jsonl';
 import {
   type ColumnGroup,
   encodeParquetBatches,
   encodeParquetGroups,
   type GroupLimits,
-  mapUtf8,
   type Utf8Column,
 } from '../../../../../shared/export/encode/parquet';
 import { type ParquetColumn, parquetTypeOf } from '../../../../../shared/export/encode/parquet-types';
@@ -321,6 +320,20 @@ describe('PostgresSession.parquetGroups', () => {
     }
   });
 
+  it('leaves the session usable when the encoder refuses the columns after the COPY started (two columns of one name)', async () => {
+    const sql = 'SELECT id, id AS id FROM many';
+    const columns = await columnsOf(sql);
+    const first = await peek(await groupsFor(sql, columns));
+    async function* passedOn() {
+      for await (const group of first ?? []) yield group;
+    }
+
+    await expect(peek(encodeParquetGroups(columns, passedOn()))).rejects.toThrow(/distinct/);
+
+    const answer = await Promise.race([session.scalar('SELECT 41 + 1'), sleep(10_000, 'no answer')]);
+    expect(answer).toBe(42);
+  });
+
   it('reports a query error as a database error and stays usable', async () => {
     await expect(
       groupsOf('SELECT id, 1 / (id - 3) AS boom FROM samples ORDER BY id', BY_ROWS),
@@ -446,23 +459,5 @@ describe('BinaryGroupReader', () => {
     expect(() => readAll([withFlags(1 << 16)])).toThrow(/flags/);
     expect(() => readAll([withFlags(1)])).toThrow(/flags/);
     expect(readAll([withFlags(1 << 20)])).toStrictEqual(readAll([bytes]));
-  });
-});
-
-describe('mapUtf8', () => {
-  it('changes every value of a UTF-8 column into new arrays of their own, NULLs kept', () => {
-    const source = Buffer.from('abcé🎉select 1', 'utf8');
-    const column: Utf8Column = { bytes: new Uint8Array(source), lengths: Int32Array.from([3, -1, 6, 0, 8]) };
-
-    const changed = mapUtf8(column, (text) => `<${text.toUpperCase()}>`) as Utf8Column;
-
-    expect(Buffer.from(changed.bytes).toString('utf8')).toBe('<ABC><É🎉><><SELECT 1>');
-    expect([...changed.lengths]).toEqual([5, -1, 8, 2, 10]);
-    expect(changed.bytes.buffer).not.toBe(column.bytes.buffer);
-    expect(changed.bytes.byteLength).toBe(changed.bytes.buffer.byteLength);
-  });
-
-  it('changes the strings of a column of strings, NULLs kept', () => {
-    expect(mapUtf8(['a', null, 'b'], (text) => text.repeat(2))).toEqual(['aa', null, 'bb']);
   });
 });
