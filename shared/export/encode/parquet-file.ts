@@ -40,13 +40,7 @@ export interface ColumnSource {
   data: unknown[];
   encoding?: 'DELTA_BINARY_PACKED' | 'PLAIN';
   statistics: boolean;
-  /**
-   * A text column's values instead of `data`: one string, and each value's
-   * length in it (-1: NULL). Between threads one string copies as one block;
-   * an array of strings is copied value by value.
-   */
-  joined?: { text: string; lengths: Int32Array };
-  /** A text column's values instead of `data`, as a source reading by column has them: UTF-8 bytes. */
+  /** A text column's values instead of `data`: their UTF-8 bytes (an array of strings crosses value by value). */
   utf8?: Utf8Column;
 }
 
@@ -60,24 +54,15 @@ export interface Utf8Column {
   lengths: Int32Array;
 }
 
-/**
- * The values of a joined text column (ColumnSource.joined): slices of the
- * string, or null; as UTF-8 bytes when `bytes` and the text is ASCII (one
- * encoding of the whole string instead of one per value, as the writer would).
- */
-function splitText(
-  { text, lengths }: { text: string; lengths: Int32Array },
-  bytes: boolean,
-): (string | Uint8Array | null)[] {
-  const utf8 = bytes ? Buffer.from(text, 'utf8') : undefined;
-  const ascii = utf8 !== undefined && utf8.length === text.length;
-  const values = new Array<string | Uint8Array | null>(lengths.length);
+/** Slices of `text`, one per length (-1: null). */
+function splitText(text: string, lengths: Int32Array): (string | null)[] {
+  const values = new Array<string | null>(lengths.length);
   let offset = 0;
   for (let i = 0; i < lengths.length; i++) {
     const length = lengths[i] as number;
     if (length < 0) values[i] = null;
     else {
-      values[i] = ascii ? utf8.subarray(offset, offset + length) : text.slice(offset, offset + length);
+      values[i] = text.slice(offset, offset + length);
       offset += length;
     }
   }
@@ -127,7 +112,7 @@ function utf8Values({ bytes, lengths }: Utf8Column): {
   let used = 0;
   for (let i = 0; i < lengths.length; i++) used += Math.max(0, lengths[i] as number);
   const text = plain ? '' : buffer.toString('utf8', 0, used);
-  if (!plain && text.length === used) return { plain, values: splitText({ text, lengths }, false) };
+  if (!plain && text.length === used) return { plain, values: splitText(text, lengths) };
   const values = new Array<string | Uint8Array | null>(lengths.length);
   let offset = 0;
   for (let i = 0; i < lengths.length; i++) {
@@ -230,13 +215,7 @@ export function openParquetFile(columns: readonly ParquetColumn[], codec: Parque
   return {
     writeGroup(columnData, rows) {
       columnData.forEach((column, i) => {
-        if (column.joined) {
-          const { text, lengths } = column.joined;
-          const plain = mostlyDistinct(lengths, (start, length) => text.slice(start, start + length));
-          if (plain) column.encoding = 'PLAIN';
-          column.data = splitText(column.joined, plain);
-          column.joined = undefined;
-        } else if (column.utf8) {
+        if (column.utf8) {
           const { plain, values } = utf8Values(column.utf8);
           if (plain) column.encoding = 'PLAIN';
           column.data = values;

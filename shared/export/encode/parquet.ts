@@ -299,8 +299,8 @@ export function groupLimits(
 
 /**
  * A row group's columns as the encoder thread takes them, and the arrays
- * moved rather than copied to it: text as one joined string (one copy rather
- * than one per value) or as UTF-8 bytes.
+ * moved rather than copied to it: text as UTF-8 bytes (an array of strings
+ * would be copied to the thread value by value).
  */
 function columnSources(
   columns: readonly ParquetColumn[],
@@ -320,21 +320,47 @@ function columnSources(
       source.utf8 = data;
       transfer.push(data.bytes.buffer as ArrayBuffer, data.lengths.buffer as ArrayBuffer);
     } else if (text[i]) {
-      source.joined = joinText(data as (string | null)[]);
-      transfer.push(source.joined.lengths.buffer as ArrayBuffer);
+      source.utf8 = utf8Of(data as (string | null)[]);
+      transfer.push(source.utf8.bytes.buffer as ArrayBuffer, source.utf8.lengths.buffer as ArrayBuffer);
     } else source.data = data;
     return source;
   });
   return { columnData, transfer };
 }
 
-/** A text column's values as one string and each value's length (-1: NULL). */
-function joinText(values: readonly (string | null)[]): { text: string; lengths: Int32Array } {
+/**
+ * A text column's strings (already refused if not well-formed) as UTF-8 bytes:
+ * one write per value into one buffer of its own, about three times cheaper
+ * than joining them into one string to send.
+ */
+function utf8Of(values: readonly (string | null)[]): Utf8Column {
   const lengths = new Int32Array(values.length);
-  for (let i = 0; i < values.length; i++) lengths[i] = (values[i] as string | null)?.length ?? -1;
-  // join writes null as ''.
-  return { text: values.join(''), lengths };
+  let units = 0;
+  for (const value of values) units += value?.length ?? 0;
+  // Room for ASCII and some more; a value that may not fit (3 bytes per unit at most) grows it.
+  let bytes = Buffer.allocUnsafeSlow(units + UTF8_SLACK);
+  let used = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (value === null || value === undefined) {
+      lengths[i] = -1;
+      continue;
+    }
+    if (bytes.length - used < 3 * value.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(2 * bytes.length, used + 3 * value.length + UTF8_SLACK));
+      bytes.copy(grown, 0, 0, used);
+      bytes = grown;
+    }
+    const written = bytes.write(value, used);
+    lengths[i] = written;
+    used += written;
+  }
+  // Buffers of their own (allocUnsafeSlow never takes Node's pool): they are moved to the thread.
+  return { bytes: bytes.subarray(0, used), lengths };
 }
+
+/** Bytes a text column's buffer has past its values' length in UTF-16 units. */
+const UTF8_SLACK = 64 * 1024;
 
 /** Refuses a row with a key that is not a column: its value would be lost without a word. */
 function refuseUnknownKeys(row: Row, known: ReadonlySet<string>, rowNumber: number): void {
