@@ -6,6 +6,7 @@
  * they are written: the header with the first group, then each group, then
  * the footer.
  */
+import { isAscii } from 'node:buffer';
 import zlib from 'node:zlib';
 import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
@@ -54,21 +55,6 @@ export interface Utf8Column {
   lengths: Int32Array;
 }
 
-/** Slices of `text`, one per length (-1: null). */
-function splitText(text: string, lengths: Int32Array): (string | null)[] {
-  const values = new Array<string | null>(lengths.length);
-  let offset = 0;
-  for (let i = 0; i < lengths.length; i++) {
-    const length = lengths[i] as number;
-    if (length < 0) values[i] = null;
-    else {
-      values[i] = text.slice(offset, offset + length);
-      offset += length;
-    }
-  }
-  return values;
-}
-
 /** Values sampled, spread over the column, to tell text that is mostly distinct. */
 const SAMPLE = 200;
 /**
@@ -100,8 +86,9 @@ function mostlyDistinct(lengths: Int32Array, valueAt: (start: number, length: nu
 
 /**
  * The values of a column of UTF-8 bytes: the bytes themselves (subarrays) when
- * written PLAIN; else strings for the writer's dictionary (one decoding of
- * the whole column when it is ASCII).
+ * written PLAIN; else strings for the writer's dictionary, a value equal to
+ * the one before it given the same string (made once, hashed once: log
+ * columns repeat a few values in runs).
  */
 function utf8Values({ bytes, lengths }: Utf8Column): {
   plain: boolean;
@@ -109,23 +96,32 @@ function utf8Values({ bytes, lengths }: Utf8Column): {
 } {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const plain = mostlyDistinct(lengths, (start, length) => buffer.toString('latin1', start, start + length));
-  let used = 0;
-  for (let i = 0; i < lengths.length; i++) used += Math.max(0, lengths[i] as number);
-  const text = plain ? '' : buffer.toString('utf8', 0, used);
-  if (!plain && text.length === used) return { plain, values: splitText(text, lengths) };
+  const encoding = plain || !isAscii(bytes) ? 'utf8' : 'latin1';
   const values = new Array<string | Uint8Array | null>(lengths.length);
   let offset = 0;
+  let lastStart = 0;
+  let lastLength = -1;
+  let last = '';
   for (let i = 0; i < lengths.length; i++) {
     const length = lengths[i] as number;
     if (length < 0) values[i] = null;
+    else if (plain) values[i] = bytes.subarray(offset, offset + length);
     else {
-      values[i] = plain
-        ? bytes.subarray(offset, offset + length)
-        : buffer.toString('utf8', offset, offset + length);
-      offset += length;
+      if (length !== lastLength || !sameBytes(bytes, lastStart, offset, length)) {
+        last = buffer.toString(encoding, offset, offset + length);
+        lastStart = offset;
+        lastLength = length;
+      }
+      values[i] = last;
     }
+    offset += Math.max(0, length);
   }
   return { plain, values };
+}
+
+function sameBytes(bytes: Uint8Array, a: number, b: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
 }
 
 /** The schema element of one (nullable) column. */

@@ -89,7 +89,9 @@ describe('a Parquet encoder that cannot open its file', () => {
     const { state, source } = tracked([[{ id: 1 }], [{ id: 2 }]]);
     const first = await peek(source());
 
-    await expect(peek(encodeParquetBatches(duplicate, masked(first as AsyncIterable<{ id: number }[]>)))).rejects.toThrow(/distinct/);
+    await expect(
+      peek(encodeParquetBatches(duplicate, masked(first as AsyncIterable<{ id: number }[]>))),
+    ).rejects.toThrow(/distinct/);
 
     expect({ stopped: state.stopped, filesOpen: encoderFilesOpen() }).toEqual({
       stopped: true,
@@ -102,7 +104,9 @@ describe('a Parquet encoder that cannot open its file', () => {
     const { state, source } = tracked([group, group]);
     const first = await peek(source());
 
-    await expect(peek(encodeParquetGroups(duplicate, masked(first as AsyncIterable<typeof group>)))).rejects.toThrow(/distinct/);
+    await expect(
+      peek(encodeParquetGroups(duplicate, masked(first as AsyncIterable<typeof group>))),
+    ).rejects.toThrow(/distinct/);
 
     expect({ stopped: state.stopped, filesOpen: encoderFilesOpen() }).toEqual({
       stopped: true,

@@ -287,6 +287,21 @@ describe('encodeParquet', () => {
     expect(check.rows[0]).toEqual({ n: '45000', s: String((44_999 * 45_000) / 2), t: '45000' });
   });
 
+  it('keeps apart the values of a dictionary column that repeat in runs, equal in length and ASCII or not', async () => {
+    // Few distinct values (a dictionary, not PLAIN), neighbours of one length that differ in one byte.
+    const methods = ['GET', 'PUT', 'PUT', 'GET', 'DEL', null, 'DEL', 'é1', 'é2', 'é2', 'ü1', '', ''];
+    const rows = Array.from({ length: 2_600 }, (_, i) => ({ id: i, method: methods[i % methods.length] }));
+
+    const { file } = await encodeToFile([col('id', 'integer'), col('method', 'text')], rows);
+
+    const read = await duckdbQuery(`SELECT id, method FROM read_parquet(${sqlString(file)}) ORDER BY id`);
+    expect(read.rows.map((r) => r.method)).toEqual(rows.map((r) => r.method));
+    const encodings = await duckdbQuery(
+      `SELECT encodings FROM parquet_metadata(${sqlString(file)}) WHERE path_in_schema = 'method'`,
+    );
+    expect(String(encodings.rows[0]?.encodings)).toContain('RLE_DICTIONARY');
+  });
+
   it('closes a row group early when its buffered text reaches the byte bound', async () => {
     const wide = 'w'.repeat(100_000);
     const rows = Array.from({ length: 50 }, (_, i) => ({ id: i, text: `${i}${wide}` }));
