@@ -8,7 +8,9 @@
  * the comparison that chose it): GZIP pages (data page v2),
  * DELTA_BINARY_PACKED for integer, date and timestamp columns, dictionaries
  * for text where they pay off, statistics (min, max, nulls) for every column
- * but text.
+ * but text. Text goes to the thread as UTF-8 bytes. A source that reads by
+ * column (PostgreSQL's binary COPY, sources/postgres/binary-copy.ts) hands
+ * over its row groups already converted: `encodeParquetGroups`.
  */
 import zlib from 'node:zlib';
 import { EncodeError } from '../../errors';
