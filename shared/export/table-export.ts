@@ -6,9 +6,9 @@ import { ByteCounter } from './encode/byte-counter';
 import { createParallelGzip } from './encode/gzip';
 import { encodeJsonLines, inBatches, maskSqlText, peek, type Row, type RowCounter } from './encode/jsonl';
 import {
+  DEFAULT_GROUP_LIMITS,
   encodeParquetBatches,
   encodeParquetGroups,
-  groupLimits,
   PARQUET_CONTENT_TYPE,
 } from './encode/parquet';
 import { type ParquetColumn, parquetTypeOf } from './encode/parquet-types';
@@ -517,7 +517,7 @@ class ParquetEncoder implements WindowEncoder {
     const columns = this.#columns as ParquetColumn[];
     // Read by column where the session can (PostgreSQL's binary COPY): the same file, without row objects.
     // The session masks the SQL text columns as it reads them: the groups close where the masked rows' would.
-    const groups = await session.parquetGroups?.(sql, columns, groupLimits(), redactColumns(this.ctx));
+    const groups = await session.parquetGroups?.(sql, columns, DEFAULT_GROUP_LIMITS, redactColumns(this.ctx));
     if (groups) {
       const first = await peek(groups);
       if (!first) return EMPTY;

@@ -60,10 +60,10 @@ const SAMPLE = 200;
 /**
  * Whether most of a text column's values differ (90% of a sample spread over
  * the column): such a column is written PLAIN, as the writer would decide
- * after hashing every value for nothing. `valueAt(start, length)` is the
- * value there (any form that compares equal for equal values).
+ * after hashing every value for nothing.
  */
-function mostlyDistinct(lengths: Int32Array, valueAt: (start: number, length: number) => string): boolean {
+function mostlyDistinct({ bytes, lengths }: Utf8Column): boolean {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = lengths.length;
   const starts = new Int32Array(count);
   let offset = 0;
@@ -79,7 +79,8 @@ function mostlyDistinct(lengths: Int32Array, valueAt: (start: number, length: nu
     const length = lengths[i] as number;
     if (length < 0) continue;
     sampled++;
-    seen.add(valueAt(starts[i] as number, length));
+    // latin1: one character per byte, so equal bytes give equal keys.
+    seen.add(buffer.toString('latin1', starts[i] as number, (starts[i] as number) + length));
   }
   return sampled > 0 && seen.size > 0.9 * sampled;
 }
@@ -90,12 +91,13 @@ function mostlyDistinct(lengths: Int32Array, valueAt: (start: number, length: nu
  * the one before it given the same string (made once, hashed once: log
  * columns repeat a few values in runs).
  */
-function utf8Values({ bytes, lengths }: Utf8Column): {
+function utf8Values(column: Utf8Column): {
   plain: boolean;
   values: (string | Uint8Array | null)[];
 } {
+  const { bytes, lengths } = column;
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const plain = mostlyDistinct(lengths, (start, length) => buffer.toString('latin1', start, start + length));
+  const plain = mostlyDistinct(column);
   const encoding = plain || !isAscii(bytes) ? 'utf8' : 'latin1';
   const values = new Array<string | Uint8Array | null>(lengths.length);
   let offset = 0;

@@ -289,15 +289,11 @@ export async function* encodeParquetGroups(
   }
 }
 
-/** The row-group bounds of `options`, defaults filled in. */
-export function groupLimits(
-  options: Pick<ParquetEncodeOptions, 'maxRowGroupRows' | 'maxRowGroupBytes'> = {},
-): GroupLimits {
-  return {
-    maxRows: options.maxRowGroupRows ?? ROW_GROUP_MAX_ROWS,
-    maxBytes: options.maxRowGroupBytes ?? ROW_GROUP_MAX_BYTES,
-  };
-}
+/** The default row-group bounds, for a source that closes its own groups (a session's `parquetGroups`). */
+export const DEFAULT_GROUP_LIMITS: GroupLimits = Object.freeze({
+  maxRows: ROW_GROUP_MAX_ROWS,
+  maxBytes: ROW_GROUP_MAX_BYTES,
+});
 
 /**
  * A row group's columns as the encoder thread takes them, and the arrays

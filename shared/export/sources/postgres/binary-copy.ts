@@ -397,31 +397,36 @@ export class BinaryGroupReader {
   }
 }
 
-function expectLength(length: number, expected: number): void {
-  if (length !== expected)
-    throw new Error(`Binary COPY value of ${length} bytes where ${expected} were expected`);
-}
+/** The bytes of one value, by reader (text has any length). */
+const VALUE_BYTES: Record<Reader, number> = {
+  [BOOLEAN]: 1,
+  [INT2]: 2,
+  [INT4]: 4,
+  [OID]: 4,
+  [INT8]: 8,
+  [INT8_AS_INT32]: 8,
+  [FLOAT8]: 8,
+  [TIMESTAMP]: 8,
+  [DATE]: 4,
+};
 
 /** One non-NULL value of a column that is not text. */
 function readValue(reader: Reader, input: Buffer, at: number, length: number): unknown {
+  const expected = VALUE_BYTES[reader];
+  if (length !== expected)
+    throw new Error(`Binary COPY value of ${length} bytes where ${expected} were expected`);
   switch (reader) {
     case BOOLEAN:
-      expectLength(length, 1);
       return input[at] !== 0;
     case INT2:
-      expectLength(length, 2);
       return input.readInt16BE(at);
     case INT4:
-      expectLength(length, 4);
       return input.readInt32BE(at);
     case OID:
-      expectLength(length, 4);
       return input.readUInt32BE(at);
     case INT8:
-      expectLength(length, 8);
       return int64At(input, at);
     case INT8_AS_INT32: {
-      expectLength(length, 8);
       const value = int64At(input, at);
       // Out of range: refused as the cursor path's text of it is.
       return typeof value === 'number' && value >= INT32_MIN && value <= INT32_MAX
@@ -429,13 +434,10 @@ function readValue(reader: Reader, input: Buffer, at: number, length: number): u
         : int32Value(String(value));
     }
     case FLOAT8:
-      expectLength(length, 8);
       return input.readDoubleBE(at);
     case TIMESTAMP:
-      expectLength(length, 8);
       return timestampAt(input, at);
     case DATE:
-      expectLength(length, 4);
       return dateAt(input, at);
     default:
       throw new Error(`Unknown binary COPY reader ${reader}`);
