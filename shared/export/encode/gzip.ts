@@ -16,9 +16,13 @@ import { Worker } from 'node:worker_threads';
  * a lower scheduling priority (Linux), so that on a busy machine the thread
  * that reads the database socket and encodes rows, the export's critical path,
  * is not the one kept waiting for a CPU; their work queues up instead, bounded
- * by the blocks in flight. Block buffers travel to the workers and back
- * (transferred, not copied) and are reused, so a window of any size allocates
- * no more.
+ * by the blocks in flight. Block buffers, with the block's dictionary in
+ * their head, travel to the workers and back (transferred, not copied) and
+ * are reused; each deflate writes into one output buffer, which is
+ * transferred to this thread rather than copied. A worker thus leaves no
+ * garbage behind: it allocates almost nothing on its JavaScript heap, so its
+ * collector would run only once dead buffers had reached V8's external
+ * memory limit (64 MB a thread), and its memory would grow with the window.
  */
 
 /** Input per deflate call: large enough that each call's set-up cost vanishes. */
@@ -37,12 +41,16 @@ export interface ParallelGzipOptions {
   blockBytes?: number;
 }
 
-/** What a worker is asked: deflate `length` bytes of `block` (transferred), with the dictionary given. */
+/**
+ * What a worker is asked: deflate the `length` bytes of `block` (transferred)
+ * from DICTIONARY_BYTES on, with the `dictionaryBytes` before them as the
+ * dictionary.
+ */
 interface DeflateJob {
   id: number;
   block: ArrayBuffer;
   length: number;
-  dictionary: ArrayBuffer | undefined;
+  dictionaryBytes: number;
   level: number;
   final: boolean;
 }
@@ -63,19 +71,20 @@ const { constants, crc32, deflateRawSync } = require('node:zlib');
 if (process.platform === 'linux') {
   try { require('node:os').setPriority(${WORKER_NICE}); } catch {}
 }
-parentPort.on('message', ({ id, block, length, dictionary, level, final }) => {
-  const input = Buffer.from(block, 0, length);
-  let reply;
+parentPort.on('message', ({ id, block, length, dictionaryBytes, level, final }) => {
+  const input = Buffer.from(block, ${DICTIONARY_BYTES}, length);
   try {
     const out = deflateRawSync(input, {
       level,
-      chunkSize: 64 * 1024,
-      ...(dictionary ? { dictionary: Buffer.from(dictionary) } : {}),
+      // One output buffer, larger than deflate's bound for the block: its only allocation.
+      chunkSize: Math.max(64 * 1024, length + (length >>> 8) + 1024),
+      ...(dictionaryBytes > 0 ? { dictionary: Buffer.from(block, ${DICTIONARY_BYTES} - dictionaryBytes, dictionaryBytes) } : {}),
       finishFlush: final ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
     });
-    const exact = new Uint8Array(out);
-    reply = { id, block, out: exact, crc: length > 0 ? crc32(input) : 0 };
-    parentPort.postMessage(reply, [block, exact.buffer]);
+    // Transferred whole; a view of Buffer's shared pool (only ever a tiny output) is copied instead.
+    const own = out.buffer.byteLength > Buffer.poolSize ? out : new Uint8Array(out);
+    const crc = length > 0 ? crc32(input) : 0;
+    parentPort.postMessage({ id, block, out: own, crc }, [block, own.buffer]);
   } catch (error) {
     parentPort.postMessage({ id, block, error: String(error && error.message) }, [block]);
   }
@@ -112,9 +121,8 @@ class DeflateWorkers {
       this.pending.set(id, { resolve, reject, slot });
       slot.jobs += 1;
       this.keepAlive ??= setInterval(() => {}, 2 ** 30);
-      const transfer = job.dictionary ? [job.block, job.dictionary] : [job.block];
       try {
-        slot.worker.postMessage({ ...job, id } satisfies DeflateJob, transfer);
+        slot.worker.postMessage({ ...job, id } satisfies DeflateJob, [job.block]);
       } catch (error) {
         this.settled(id);
         reject(error as Error);
@@ -202,11 +210,15 @@ export async function stopDeflateWorkers(): Promise<void> {
   await running?.stop();
 }
 
-/** Deflates the first `length` bytes of `block`, which goes to a worker (transferred) and comes back with the output. */
+/**
+ * Deflates `length` bytes of `block` from DICTIONARY_BYTES on (its dictionary
+ * just before them); the block goes to a worker (transferred) and comes back
+ * with the output.
+ */
 async function deflateBlock(
   block: Buffer,
   length: number,
-  dictionary: ArrayBuffer | undefined,
+  dictionaryBytes: number,
   level: number,
   final: boolean,
 ): Promise<Deflated> {
@@ -215,7 +227,7 @@ async function deflateBlock(
     // Block buffers are allocated whole (allocUnsafeSlow): the ArrayBuffer is theirs alone to transfer.
     block: block.buffer as ArrayBuffer,
     length,
-    dictionary,
+    dictionaryBytes,
     level,
     final,
   });
@@ -232,7 +244,7 @@ export class ParallelGzip extends Transform {
   private readonly level: number;
   private readonly parallelism: number;
   private readonly blockBytes: number;
-  /** The block being filled, and how much of it is. */
+  /** The block being filled (its input from DICTIONARY_BYTES on), and how much input it holds. */
   private block: Buffer | undefined;
   private used = 0;
   /** Block buffers back from the workers, for reuse: a window allocates a few, not one per block. */
@@ -275,11 +287,11 @@ export class ParallelGzip extends Transform {
   private async fill(input: Buffer): Promise<void> {
     let offset = 0;
     while (offset < input.length) {
-      this.block ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(this.blockBytes);
-      const copied = input.copy(this.block, this.used, offset);
+      this.block ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(DICTIONARY_BYTES + this.blockBytes);
+      const copied = input.copy(this.block, DICTIONARY_BYTES + this.used, offset);
       this.used += copied;
       offset += copied;
-      if (this.used === this.block.length) await this.deflate(false);
+      if (this.used === this.blockBytes) await this.deflate(false);
     }
   }
 
@@ -293,17 +305,16 @@ export class ParallelGzip extends Transform {
       this.push(HEADER);
       this.headerSent = true;
     }
-    const block = this.block ?? Buffer.allocUnsafeSlow(0);
+    const block =
+      this.block ?? this.spare.pop() ?? Buffer.allocUnsafeSlow(DICTIONARY_BYTES + this.blockBytes);
     const length = this.used;
     this.block = undefined;
     this.used = 0;
-    // A copy of the history before this block is its dictionary; then the block goes to a worker.
-    const dictionary =
-      this.historyBytes > 0
-        ? (new Uint8Array(this.history.subarray(0, this.historyBytes)).buffer as ArrayBuffer)
-        : undefined;
-    this.remember(block, length);
-    const deflated = deflateBlock(block, length, dictionary, this.level, final);
+    // The history before this block, just before its input, is its dictionary; then the block goes to a worker.
+    const dictionaryBytes = this.historyBytes;
+    this.history.copy(block, DICTIONARY_BYTES - dictionaryBytes, 0, dictionaryBytes);
+    this.remember(block.subarray(DICTIONARY_BYTES), length);
+    const deflated = deflateBlock(block, length, dictionaryBytes, this.level, final);
     // Awaited in order below; until then a failure must not count as unhandled.
     deflated.catch(() => {});
     this.inFlight.push(deflated);
@@ -312,7 +323,7 @@ export class ParallelGzip extends Transform {
       const done = await (this.inFlight.shift() as Promise<Deflated>);
       this.crc = crc32Combine(this.crc, done.crc, done.length);
       this.length += done.length;
-      if (done.block.length === this.blockBytes) this.spare.push(done.block);
+      this.spare.push(done.block);
       this.bytesOut += done.out.length;
       this.push(done.out);
     }
