@@ -1,3 +1,4 @@
+import { ConfigError } from '../../errors';
 import type { ColumnSpec } from './columns';
 import { generalLog, MYSQL_COLUMNS, slowLog } from './mysql/catalog';
 import { POSTGRES_COLUMNS, POSTGRES_TABLES } from './postgres/catalog';
@@ -54,6 +55,9 @@ export const COLUMN_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 /**
  * A custom export: the configured SELECT as a subquery, restricted to the
  * window on its watermark column; `fullScan` when that column has no index.
+ * Its columns are described once per run: a query with two columns of one
+ * name (PostgreSQL allows them in a subquery, `SELECT 1, 2` among them) is
+ * refused, since a row object, and so a JSON line, would keep only the last.
  */
 export function customExport(
   name: string,
@@ -71,6 +75,13 @@ export function customExport(
     sqlTextColumns: [],
     lagSeconds: async () => ONE_MINUTE,
     async source({ session }) {
+      const names = (await session.describe(`SELECT * FROM (${inner}) AS custom_export`)).map((c) => c.name);
+      const repeated = names.find((column, index) => names.indexOf(column) !== index);
+      if (repeated !== undefined) {
+        throw new ConfigError(
+          `Custom export ${name}: its query returns more than one column named "${repeated}"; give each column a name of its own (AS)`,
+        );
+      }
       return (window) =>
         `SELECT * FROM (${inner}) AS custom_export WHERE ${inWindow(session.dialect, watermarkColumn, window)}`;
     },
