@@ -106,7 +106,7 @@ break" FROM ev`;
     for (let id = 1; id <= ROWS; id++) {
       const row = byId.get(id) as Record<string, unknown>;
       expect(Object.hasOwn(row, '__proto__')).toBe(true);
-      expect(row.__proto__).toBe(`row ${id}`);
+      expect(Object.getOwnPropertyDescriptor(row, '__proto__')?.value).toBe(`row ${id}`);
       expect(Object.getPrototypeOf(row)).toBe(Object.prototype);
       expect(row.constructor).toBe(`c${id}`);
       expect(Number(row['10'])).toBe(id * 2);
