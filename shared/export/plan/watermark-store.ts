@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
@@ -58,6 +59,12 @@ export class LeaseLostError extends ExportError {}
  * that two runs never export the same table at once. Every write is conditional
  * on `version` (optimistic locking) and bumps it, so a run whose lease lapsed and
  * was taken over cannot move the watermark any more.
+ *
+ * A write of the lease holder also stores a token of its own (`lastWrite`). When
+ * DynamoDB applied a write but its answer was lost (a timeout, a reset
+ * connection), the SDK sends the same request again, and that retry fails its
+ * condition (the version moved, or the lease was released); finding the token in
+ * the item tells the store that the write it made is the one that moved them.
  */
 export class WatermarkStore {
   constructor(
@@ -77,7 +84,11 @@ export class WatermarkStore {
     };
   }
 
-  /** Takes the lease until `untilMs` unless another owner holds one that has not lapsed. */
+  /**
+   * Takes the lease until `untilMs` unless another owner holds one that has not lapsed.
+   * Needs no `lastWrite` token: an SDK retry of an acquire that was applied (its answer
+   * lost) passes by `leaseOwner = :owner`, bumps `version` once more and returns it.
+   */
   async acquire(cluster: string, table: string, owner: string, untilMs: number): Promise<Lease> {
     try {
       const { Attributes } = await this.dynamo.send(
@@ -155,19 +166,20 @@ export class WatermarkStore {
     until: number | 'release',
     finish: Generation[] | undefined,
   ): Promise<void> {
-    const set = [
-      'watermark = :watermark',
-      'updatedAt = :at',
-      ...(until === 'release' ? [] : ['leaseUntil = :until']),
-      ...(finish ? ['logCursor = :cursor'] : []),
-    ];
-    const remove = [
-      ...(until === 'release' ? ['leaseOwner', 'leaseUntil'] : []),
-      ...(finish ? ['logPending'] : []),
-    ];
     await this.#conditional(
       lease,
-      `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''} ADD version :one, rowsExported :rows`,
+      {
+        set: [
+          'watermark = :watermark',
+          ...(until === 'release' ? [] : ['leaseUntil = :until']),
+          ...(finish ? ['logCursor = :cursor'] : []),
+        ],
+        remove: [
+          ...(until === 'release' ? ['leaseOwner', 'leaseUntil'] : []),
+          ...(finish ? ['logPending'] : []),
+        ],
+        add: ['rowsExported :rows'],
+      },
       {
         ':watermark': { S: watermark },
         ':rows': { N: String(rows) },
@@ -185,7 +197,7 @@ export class WatermarkStore {
   async begin(lease: Lease, batch: PendingBatch, untilMs: number): Promise<Lease> {
     await this.#conditional(
       lease,
-      'SET logPending = :batch, leaseUntil = :until, updatedAt = :at ADD version :one',
+      { set: ['logPending = :batch', 'leaseUntil = :until'] },
       {
         ':batch': { S: JSON.stringify(batch) },
         ':until': { N: String(untilMs) },
@@ -196,37 +208,41 @@ export class WatermarkStore {
 
   /** Renews the lease without moving the watermark (backfills, long runs of empty windows). */
   async renew(lease: Lease, untilMs: number): Promise<Lease> {
-    await this.#conditional(lease, 'SET leaseUntil = :until, updatedAt = :at ADD version :one', {
-      ':until': { N: String(untilMs) },
-    });
+    await this.#conditional(lease, { set: ['leaseUntil = :until'] }, { ':until': { N: String(untilMs) } });
     return { ...lease, version: lease.version + 1 };
   }
 
   /** Gives the lease up; a lease already lost is not an error here. */
   async release(lease: Lease): Promise<void> {
     try {
-      await this.#conditional(
-        lease,
-        'REMOVE leaseOwner, leaseUntil SET updatedAt = :at ADD version :one',
-        {},
-      );
+      await this.#conditional(lease, { remove: ['leaseOwner', 'leaseUntil'] }, {});
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;
     }
   }
 
+  /**
+   * One conditional write of the lease holder: sets `updatedAt` and this call's
+   * `lastWrite` token, bumps `version`, and applies `update`. A failed condition
+   * is LeaseLostError unless the item carries the token, i.e. an earlier attempt
+   * of this very request (an SDK retry after a lost answer) was applied.
+   */
   async #conditional(
     lease: Lease,
-    update: string,
+    update: { set?: string[]; remove?: string[]; add?: string[] },
     values: Record<string, { S: string } | { N: string }>,
     extraCondition = '',
   ): Promise<void> {
+    const token = randomUUID();
+    const set = ['updatedAt = :at', 'lastWrite = :token', ...(update.set ?? [])];
+    const remove = update.remove ?? [];
+    const add = ['version :one', ...(update.add ?? [])];
     try {
       await this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: key(lease.cluster, lease.table),
-          UpdateExpression: update,
+          UpdateExpression: `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''} ADD ${add.join(', ')}`,
           ConditionExpression: `version = :version AND leaseOwner = :owner${extraCondition}`,
           ExpressionAttributeValues: {
             ...values,
@@ -234,20 +250,31 @@ export class WatermarkStore {
             ':owner': { S: lease.owner },
             ':at': { S: isoNow(this.now()) },
             ':one': { N: '1' },
+            ':token': { S: token },
           },
         }),
       );
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        throw new LeaseLostError(
-          `Lost the lease on ${lease.cluster}/${lease.table}: another run took it, or the watermark is already past this window`,
-          {
-            cause: error,
-          },
-        );
-      }
-      throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (await this.#lastWriteIs(lease, token)) return;
+      throw new LeaseLostError(
+        `Lost the lease on ${lease.cluster}/${lease.table}: another run took it, or the watermark is already past this window`,
+        { cause: error },
+      );
     }
+  }
+
+  /** Whether the item's last write by a lease holder was the one that carried `token`. */
+  async #lastWriteIs(lease: Lease, token: string): Promise<boolean> {
+    const { Item } = await this.dynamo.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: key(lease.cluster, lease.table),
+        ConsistentRead: true,
+        ProjectionExpression: 'lastWrite',
+      }),
+    );
+    return Item?.lastWrite?.S === token;
   }
 }
 
