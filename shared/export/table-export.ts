@@ -86,7 +86,7 @@ export interface TableExportContext {
 }
 
 /** A lease never outlives the invocation, nor a Lambda's longest run. */
-const MAX_LEASE_MS = 15 * 60_000;
+export const MAX_LEASE_MS = 15 * 60_000;
 
 /** The object key of one window: `<table>/cluster=<c>/dt=<day>/<table>.<c>.<lo>.<hi>.<jsonl.gz|parquet>`. */
 export function objectKey(
@@ -98,6 +98,11 @@ export function objectKey(
   const lo = toMicros(window.lo);
   const hi = toMicros(window.hi);
   return `${table}/cluster=${cluster}/dt=${dayOf(lo)}/${table}.${cluster}.${compactTimestamp(lo)}.${compactTimestamp(hi)}.${format}`;
+}
+
+/** The key of a table's daily object (compaction.ts): `<table>_daily/cluster=<c>/dt=<day>/<table>.<c>.<YYYYMMDD>.<format>`. */
+export function dailyKey(cluster: string, table: string, date: string, format: OutputFormat): string {
+  return `${table}_daily/cluster=${cluster}/dt=${date}/${table}.${cluster}.${date.replaceAll('-', '')}.${format}`;
 }
 
 /**
