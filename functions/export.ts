@@ -11,7 +11,8 @@ import {
  * The exporter's Lambda entry point. Events:
  * - an EventBridge scheduled event: every enabled cluster (fanned out on Lambda);
  * - `{ cluster, tables? }`: catch one cluster up now;
- * - `{ cluster, tables?, from, to, dryRun?, replace? }`: backfill a range.
+ * - `{ cluster, tables?, from, to, dryRun?, replace? }`: backfill a range;
+ * - `{ compact: { cluster?, table?, date?, replace? } }`: compact a day's window objects into one.
  * Returns the JSON summary; a malformed event or configuration throws before anything is written.
  */
 export function makeHandler(runtime: ExportRuntime) {

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import { EventError } from '../errors';
 import type { Logger } from '../log';
@@ -10,10 +12,10 @@ import { PARQUET_CONTENT_TYPE } from './encode/parquet';
 import { concatParquet } from './encode/parquet-concat';
 import { type CompactRequest, isCalendarDay } from './event';
 import { type ExportSummary, mapLimited } from './exporter';
-import type { WatermarkStore } from './plan/watermark-store';
+import { type Lease, LeaseLostError, type WatermarkStore } from './plan/watermark-store';
 import { type Sink, writeStreamed } from './sinks';
 import { dayOf, hours, parseTimestamp, toMicros } from './sources/time';
-import type { TableSummary } from './table-export';
+import { dailyKey, MAX_LEASE_MS, type TableSummary } from './table-export';
 
 /**
  * Daily compaction (opt-in): once a table's watermark has passed the end of a
@@ -21,8 +23,11 @@ import type { TableSummary } from './table-export';
  * `<table>_daily/cluster=<c>/dt=<d>/<table>.<c>.<YYYYMMDD>.<ext>`, in the
  * configured format, with exactly their rows in window order (which is event
  * time order: windows are disjoint and each object is ordered). Write-once and
- * idempotent like every object; the window objects stay, so a compaction that
- * fails half-way loses nothing and leaves nothing visible.
+ * idempotent like every object, unless the event asks to `replace` it; the
+ * window objects stay, so a compaction that fails half-way loses nothing and
+ * leaves nothing visible. A table is compacted under its (cluster, table)
+ * lease, the one exports and backfills take: no window of the day is written
+ * while its objects are read.
  */
 
 export interface CompactionDeps {
@@ -31,14 +36,24 @@ export interface CompactionDeps {
   sink: Sink;
   logger: Logger;
   now: () => number;
+  /** Milliseconds this invocation has left: a lease lasts no longer. */
+  remainingMs: () => number;
+  /** The function's own name on Lambda, in the lease owner (`npm run status` shows who holds a table). */
+  functionName?: string;
   /** Tables compacted at once. */
   concurrency: number;
+  /** How long a table waits for a lease another run holds before its compaction is refused. */
+  leaseWaitMs?: number;
 }
 
-/** The key of a table's daily object. */
-export function dailyKey(cluster: string, table: string, date: string, format: OutputFormat): string {
-  return `${table}_daily/cluster=${cluster}/dt=${date}/${table}.${cluster}.${date.replaceAll('-', '')}.${format}`;
-}
+/**
+ * An incremental export holds a table's lease for seconds: a compaction that finds it held waits this long
+ * before it gives up the table, so that the daily schedule does not miss a day for a collision.
+ */
+const DEFAULT_LEASE_WAIT_MS = 30_000;
+const LEASE_POLL_MS = 2_000;
+/** A long compaction renews its lease at most this often, between window objects. */
+const LEASE_RENEW_MS = 60_000;
 
 /** A window object's key, `<...>/<table>.<cluster>.<lo>.<hi>.<format>` (see objectKey), parsed; undefined if it is not one. */
 function parseWindowKey(
@@ -80,8 +95,13 @@ export async function runCompaction(request: CompactRequest, deps: CompactionDep
     const tables = request.table !== undefined ? [request.table] : [...cluster.tables.keys()];
     for (const table of tables) jobs.push({ cluster, table });
   }
+  const run = {
+    date,
+    replace: request.replace === true,
+    owner: `${deps.functionName ?? 'local'}:compact:${randomUUID()}`,
+  };
   const results = await mapLimited(jobs, deps.concurrency, (job) =>
-    compactTable(job.cluster.name, job.table, date, deps),
+    compactTable(job.cluster.name, job.table, run, deps),
   );
   // One entry per cluster, its tables in request order: the summary every run returns.
   const clusters = names.map((cluster) => ({
@@ -95,14 +115,16 @@ export async function runCompaction(request: CompactRequest, deps: CompactionDep
  * One table's day, reported as a table summary: `windows` counts the window
  * objects read, `objectsWritten` / `objectsSkipped` the daily object written
  * or found; `skipped` says why nothing was done (refused or empty), `error`
- * what failed.
+ * what failed. Everything from the watermark check to the daily object's
+ * completion happens under the table's lease; it is released on every path.
  */
 async function compactTable(
   cluster: string,
   table: string,
-  date: string,
+  run: { date: string; replace: boolean; owner: string },
   deps: CompactionDeps,
 ): Promise<TableSummary> {
+  const { date, replace } = run;
   const logger = deps.logger.createChild({ persistentKeys: { cluster, table, date } });
   const format = deps.config.format;
   const summary: TableSummary = { table, windows: 0, rows: 0, objectsWritten: 0, objectsSkipped: 0 };
@@ -111,9 +133,18 @@ async function compactTable(
     logger.warn('Compaction refused', { reason });
     return summary;
   };
+  let held: HeldLease | undefined;
   try {
     const dayEnd = toMicros(`${date}T00:00:00Z`) + hours(24);
-    const { watermark } = await deps.store.read(cluster, table);
+    const lease = await acquireWaiting(cluster, table, run.owner, deps);
+    if (!lease) {
+      return refuse(
+        `another run holds the lease on ${cluster}/${table} (an export, a backfill or a compaction of the table): compact the day again once it has finished`,
+      );
+    }
+    held = new HeldLease(lease, deps);
+    // Read with the lease: no export or backfill of the table moves it, or writes a window, from here on.
+    const watermark = lease.watermark;
     summary.watermark = watermark;
     if (watermark === undefined || toMicros(watermark) < dayEnd) {
       return refuse(
@@ -122,7 +153,7 @@ async function compactTable(
     }
     const key = dailyKey(cluster, table, date, format);
     summary.key = deps.sink.describe(key);
-    if (await deps.sink.exists(key)) {
+    if (!replace && (await deps.sink.exists(key))) {
       summary.objectsSkipped = 1;
       logger.info('Day already compacted', { key: summary.key });
       return summary;
@@ -163,7 +194,7 @@ async function compactTable(
       return summary;
     }
     const counter = { rows: 0, bytes: 0 };
-    const outcome = await writeDaily(deps, key, format, windows, counter);
+    const outcome = await writeDaily(deps, key, format, held.around(windows), counter, replace);
     summary.windows = windows.length;
     if (outcome === 'written') {
       summary.objectsWritten = 1;
@@ -172,42 +203,119 @@ async function compactTable(
     } else {
       summary.objectsSkipped = 1;
     }
-    logger.info('Day compacted', { outcome, objects: windows.length, rows: summary.rows, key: summary.key });
+    logger.info('Day compacted', {
+      outcome,
+      replace,
+      objects: windows.length,
+      rows: summary.rows,
+      key: summary.key,
+    });
   } catch (error) {
-    summary.error = (error as Error).message;
-    logger.error('Compaction failed', { error: error as Error });
+    if (held?.lost) {
+      // Another run took the table over (the lease lapsed, or an operator bumped its version): nothing published.
+      summary.error = `Lost the lease on ${cluster}/${table} while compacting ${date}: another run took the table over; no daily object was written`;
+      logger.error('Compaction lost its lease', { error: held.lost });
+    } else {
+      summary.error = (error as Error).message;
+      logger.error('Compaction failed', { error: error as Error });
+    }
+  } finally {
+    if (held && !held.lost) {
+      await deps.store
+        .release(held.lease)
+        .catch((error) => logger.warn('Could not release the lease', { error }));
+    }
   }
   return summary;
+}
+
+const leaseUntil = (deps: CompactionDeps) => deps.now() + Math.min(deps.remainingMs(), MAX_LEASE_MS);
+
+/** Takes the table's lease, waiting up to `leaseWaitMs` while another run holds it; undefined if it still does. */
+async function acquireWaiting(
+  cluster: string,
+  table: string,
+  owner: string,
+  deps: CompactionDeps,
+): Promise<Lease | undefined> {
+  const giveUpAt = deps.now() + (deps.leaseWaitMs ?? DEFAULT_LEASE_WAIT_MS);
+  for (;;) {
+    try {
+      return await deps.store.acquire(cluster, table, owner, leaseUntil(deps));
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+      const left = giveUpAt - deps.now();
+      if (left <= 0) return undefined;
+      await sleep(Math.min(LEASE_POLL_MS, left));
+    }
+  }
+}
+
+/** The lease of the table being compacted, renewed as its window objects are read. */
+class HeldLease {
+  #renewedAt: number;
+  /** Set when a renewal found the lease taken over. */
+  lost?: LeaseLostError;
+
+  constructor(
+    public lease: Lease,
+    private readonly deps: CompactionDeps,
+  ) {
+    this.#renewedAt = deps.now();
+  }
+
+  /**
+   * The window keys, the lease renewed between them when it is due, and always after the last: the daily object
+   * completes only after that renewal, so a compaction that lost its lease publishes nothing.
+   */
+  async *around(keys: readonly string[]): AsyncGenerator<string> {
+    for (const key of keys) {
+      if (this.deps.now() - this.#renewedAt >= LEASE_RENEW_MS) await this.#renew();
+      yield key;
+    }
+    await this.#renew();
+  }
+
+  async #renew(): Promise<void> {
+    try {
+      this.lease = await this.deps.store.renew(this.lease, leaseUntil(this.deps));
+      this.#renewedAt = this.deps.now();
+    } catch (error) {
+      if (error instanceof LeaseLostError) this.lost = error;
+      throw error;
+    }
+  }
 }
 
 async function writeDaily(
   deps: CompactionDeps,
   key: string,
   format: OutputFormat,
-  windows: readonly string[],
+  windows: AsyncIterable<string>,
   counter: { rows: number; bytes: number },
+  replace: boolean,
 ): Promise<'written' | 'exists'> {
   // JSON lines: decompressed and gzipped again as one member. Parquet: the windows' row groups copied as they are.
   // A window that cannot be read to its end leaves no daily object behind (writeStreamed aborts the write).
   const { outcome, bytes } =
     format === 'jsonl.gz'
       ? await writeStreamed(deps.sink, key, jsonLinesOf(deps.sink, windows, counter), createParallelGzip(), {
-          replace: false,
+          replace,
         })
       : await writeStreamed(
           deps.sink,
           key,
           concatParquet(parquetFilesOf(deps.sink, windows), counter),
           new ByteCounter(),
-          { replace: false, contentType: PARQUET_CONTENT_TYPE },
+          { replace, contentType: PARQUET_CONTENT_TYPE },
         );
   counter.bytes = bytes;
   return outcome;
 }
 
 /** Each window's Parquet object, read whole (a Parquet file is read from its footer), one at a time. */
-async function* parquetFilesOf(sink: Sink, keys: readonly string[]) {
-  for (const key of keys) {
+async function* parquetFilesOf(sink: Sink, keys: AsyncIterable<string>) {
+  for await (const key of keys) {
     yield { name: sink.describe(key), bytes: new Uint8Array(await buffer(await sink.read(key))) };
   }
 }
@@ -215,10 +323,10 @@ async function* parquetFilesOf(sink: Sink, keys: readonly string[]) {
 /** The JSON lines of the window objects, in key (time) order, decompressed; counts the rows. */
 async function* jsonLinesOf(
   sink: Sink,
-  keys: readonly string[],
+  keys: AsyncIterable<string>,
   counter: { rows: number },
 ): AsyncGenerator<Buffer> {
-  for (const key of keys) {
+  for await (const key of keys) {
     const gunzip = createGunzip();
     // A read that fails fails the gunzip too, and so this loop.
     const piping = pipeline(await sink.read(key), gunzip);

@@ -2,7 +2,7 @@ import { EventError } from '../errors';
 import * as z from '../validation';
 import { dayOf, parseTimestamp } from './sources/time';
 
-/** A daily compaction (`{ "compact": { cluster?, table?, date? } }`). */
+/** A daily compaction (`{ "compact": { cluster?, table?, date?, replace? } }`). */
 export interface CompactRequest {
   kind: 'compact';
   /** Every enabled cluster when absent. */
@@ -11,6 +11,11 @@ export interface CompactRequest {
   table?: string;
   /** `YYYY-MM-DD` (UTC); the day before today when absent. */
   date?: string;
+  /**
+   * Rewrites a daily object that exists from the day's window objects: an explicit override of write-once, as
+   * a backfill's `replace` is for window objects. Only with a cluster and a date: the scheduled form never replaces.
+   */
+  replace?: boolean;
 }
 
 /** What the handler was asked to do. */
@@ -67,11 +72,16 @@ const compact = z.strictObject({
             z.refine(isCalendarDay, 'is not a calendar day'),
           ),
       ),
+      replace: z.optional(z.boolean()),
     })
     .check(
       z.refine((c) => c.table === undefined || c.cluster !== undefined, {
         message: 'a table needs its cluster',
         path: ['table'],
+      }),
+      z.refine((c) => c.replace !== true || (c.cluster !== undefined && c.date !== undefined), {
+        message: 'replace needs a cluster and a date (it rewrites the daily objects of one day)',
+        path: ['replace'],
       }),
     ),
 });

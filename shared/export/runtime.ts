@@ -50,6 +50,8 @@ export interface ExportRuntime {
   concurrency: number;
   /** Time budget of a run outside Lambda, where no context tells the deadline. */
   localBudgetMs: number;
+  /** How long a compaction waits for a table whose lease another run holds (default 30 s). */
+  compactionLeaseWaitMs?: number;
   now: () => number;
   /** Test hook: runs after a window's object is durable and before its watermark moves. */
   afterObjectWritten?: (key: string) => Promise<void>;
@@ -145,7 +147,10 @@ export async function executeExport(
       sink,
       logger: runtime.logger,
       now: runtime.now,
+      remainingMs,
+      functionName,
       concurrency: runtime.concurrency,
+      leaseWaitMs: runtime.compactionLeaseWaitMs,
     });
     runtime.logger.info('Compaction finished', { summary: compacted });
     return compacted;

@@ -60,6 +60,11 @@ export interface TableSummary {
   key?: string;
   /** Why the table was not read at all (e.g. "extension not installed"); nothing moved. */
   skipped?: string;
+  /**
+   * Backfills: the days (`YYYY-MM-DD`) it wrote window objects on that have a daily object, which no longer
+   * holds exactly their rows until the day is compacted again with `replace`.
+   */
+  staleDailyDays?: string[];
   error?: string;
 }
 
@@ -86,7 +91,7 @@ export interface TableExportContext {
 }
 
 /** A lease never outlives the invocation, nor a Lambda's longest run. */
-const MAX_LEASE_MS = 15 * 60_000;
+export const MAX_LEASE_MS = 15 * 60_000;
 
 /** The object key of one window: `<table>/cluster=<c>/dt=<day>/<table>.<c>.<lo>.<hi>.<jsonl.gz|parquet>`. */
 export function objectKey(
@@ -98,6 +103,11 @@ export function objectKey(
   const lo = toMicros(window.lo);
   const hi = toMicros(window.hi);
   return `${table}/cluster=${cluster}/dt=${dayOf(lo)}/${table}.${cluster}.${compactTimestamp(lo)}.${compactTimestamp(hi)}.${format}`;
+}
+
+/** The key of a table's daily object (compaction.ts): `<table>_daily/cluster=<c>/dt=<day>/<table>.<c>.<YYYYMMDD>.<format>`. */
+export function dailyKey(cluster: string, table: string, date: string, format: OutputFormat): string {
+  return `${table}_daily/cluster=${cluster}/dt=${date}/${table}.${cluster}.${date.replaceAll('-', '')}.${format}`;
 }
 
 /**
@@ -122,6 +132,7 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
   const leaseUntil = () => ctx.now() + Math.min(ctx.remainingMs(), MAX_LEASE_MS);
 
   let lease: Lease | undefined;
+  let runner: WindowRunner | undefined;
   try {
     if (table.appendOnly && mode.kind === 'backfill' && !dryRun) {
       // Objects of a table read by position hold rows by arrival; a rewrite by recorded time would duplicate some.
@@ -159,7 +170,7 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       lagSeconds,
       mode: mode.kind,
     });
-    const runner = new WindowRunner(ctx, logger, summary, dryRun, mode.kind === 'backfill' && mode.replace);
+    runner = new WindowRunner(ctx, logger, summary, dryRun, mode.kind === 'backfill' && mode.replace);
     if (mode.kind === 'incremental' && table.appendOnly) {
       const held: HeldLease = { lease: lease as Lease, released: false };
       try {
@@ -208,7 +219,49 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
     if (lease)
       await store.release(lease).catch((error) => logger.warn('Could not release the lease', { error }));
   }
+  // Also after a failure: the windows written before it are there.
+  if (mode.kind === 'backfill' && runner && runner.daysWritten.size > 0) {
+    await reportStaleDailyDays(ctx, logger, summary, runner.daysWritten);
+  }
   return summary;
+}
+
+/**
+ * A backfill that wrote window objects on a day that was compacted leaves that day's daily object
+ * (write-once) without those rows: each such day is named in the summary and in a warning with the event that
+ * compacts it again. One existence check per day written, whatever the configuration (compaction is an event).
+ */
+async function reportStaleDailyDays(
+  ctx: TableExportContext,
+  logger: Logger,
+  summary: TableSummary,
+  days: ReadonlySet<string>,
+): Promise<void> {
+  const cluster = ctx.cluster.name;
+  const table = ctx.table.name;
+  const stale: string[] = [];
+  for (const date of days) {
+    const key = dailyKey(cluster, table, date, ctx.config.format);
+    let exists: boolean;
+    try {
+      exists = await ctx.sink.exists(key);
+    } catch (error) {
+      logger.warn('Could not check whether a day the backfill wrote on has a daily object', {
+        date,
+        dailyKey: ctx.sink.describe(key),
+        error,
+      });
+      continue;
+    }
+    if (!exists) continue;
+    stale.push(date);
+    const compactEvent = JSON.stringify({ compact: { cluster, table, date, replace: true } });
+    logger.warn(
+      `Backfill wrote windows of ${date}, a day already compacted: its daily object is stale until the day is compacted again with ${compactEvent}`,
+      { date, dailyKey: ctx.sink.describe(key), compactEvent },
+    );
+  }
+  if (stale.length > 0) summary.staleDailyDays = stale;
 }
 
 /** Logs a lag fallback and counts it as an EMF metric by (Cluster, Table); runs once per table per run. */
@@ -345,6 +398,8 @@ interface WindowPlan {
 /** Exports windows oldest first, each into one write-once object, and commits each. */
 class WindowRunner {
   private readonly encoder: WindowEncoder;
+  /** Backfills: the days (`YYYY-MM-DD`, of the object keys) of the window objects written, oldest first. */
+  readonly daysWritten = new Set<string>();
 
   constructor(
     private readonly ctx: TableExportContext,
@@ -419,6 +474,7 @@ class WindowRunner {
           if (result.outcome === 'written') {
             summary.objectsWritten += 1;
             summary.bytes = (summary.bytes ?? 0) + (result.bytes ?? 0);
+            if (ctx.mode.kind === 'backfill') this.daysWritten.add(dayOf(toMicros(window.lo)));
           }
           if (result.outcome === 'exists') summary.objectsSkipped += 1;
           logger.info('Window exported', {

@@ -231,6 +231,15 @@ describe('compact events', () => {
     );
     await expect(handler({ compact: { cluster: 'c1', extra: 1 } })).rejects.toThrow(/Invalid compact event/);
     await expect(handler({ compact: { cluster: '../x' } })).rejects.toThrow(/not a valid cluster name/);
+    await expect(
+      handler({ compact: { cluster: 'c1', table: 'events', date: '2026-11-28', replace: 'yes' } }),
+    ).rejects.toThrow(
+      /^Invalid compact event: compact\.replace: Invalid input: expected boolean, received string$/,
+    );
+    // The scheduled form compacts yesterday of every cluster: it never replaces.
+    await expect(handler({ compact: { replace: true } })).rejects.toThrow(
+      /compact\.replace: replace needs a cluster and a date/,
+    );
   });
 });
 

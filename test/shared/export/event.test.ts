@@ -53,6 +53,36 @@ describe('parseExportEvent', () => {
     );
   });
 
+  it('reads replace on a compact event, refuses it unless boolean, and never on the scheduled form', () => {
+    expect(
+      parseExportEvent({ compact: { cluster: 'c1', table: 'events', date: '2026-11-28', replace: true } }),
+    ).toEqual({ kind: 'compact', cluster: 'c1', table: 'events', date: '2026-11-28', replace: true });
+    // Every table of the cluster, that day.
+    expect(parseExportEvent({ compact: { cluster: 'c1', date: '2026-11-28', replace: true } })).toMatchObject(
+      {
+        replace: true,
+      },
+    );
+    expect(() =>
+      parseExportEvent({ compact: { cluster: 'c1', table: 'events', date: '2026-11-28', replace: 'yes' } }),
+    ).toThrow(/^Invalid compact event: compact\.replace: Invalid input: expected boolean, received string$/);
+    expect(() => parseExportEvent({ compact: { cluster: 'c1', date: '2026-11-28', replace: 1 } })).toThrow(
+      EventError,
+    );
+    // The scheduled form (every cluster, yesterday) and any event without a day cannot replace.
+    expect(() => parseExportEvent({ compact: { replace: true } })).toThrow(
+      /^Invalid compact event: compact\.replace: replace needs a cluster and a date/,
+    );
+    expect(() => parseExportEvent({ compact: { cluster: 'c1', replace: true } })).toThrow(
+      /compact\.replace: replace needs a cluster and a date/,
+    );
+    expect(() => parseExportEvent({ compact: { date: '2026-11-28', replace: true } })).toThrow(
+      /compact\.replace: replace needs a cluster and a date/,
+    );
+    expect(parseExportEvent({ compact: {} })).not.toHaveProperty('replace');
+    expect(parseExportEvent({ compact: { replace: false } })).toEqual({ kind: 'compact', replace: false });
+  });
+
   it('names every problem of a malformed event at once', () => {
     const parse = () => parseExportEvent({ cluster: '', tables: [], from: 'soon', to: 5 });
 
