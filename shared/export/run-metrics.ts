@@ -41,7 +41,8 @@ export function lagLimitSeconds(options: ExportMetricsOptions): number {
  * run (dimension service only): TablesExported (the heartbeat whose absence means
  * the exporter stopped), LaggingTables (tables behind their freshness limit) and
  * ExportTableErrors; the alarms watch these three. Backfills and dry runs report
- * no lag (they do not move watermarks).
+ * no lag (they do not move watermarks). A table skipped because another run holds
+ * its lease reports its lag (a lease never given up must not hide it) and nothing else.
  */
 export function publishExportMetrics(
   summary: ExportSummary,
@@ -57,9 +58,8 @@ export function publishExportMetrics(
   for (const cluster of summary.clusters) {
     if (cluster.error) errors += 1;
     for (const t of cluster.tables) {
-      if (t.skipped) continue;
-      tables += 1;
-      if (t.error) errors += 1;
+      // A table left to a run that holds its lease was not exported, but it lags all the same.
+      if (t.skipped && !t.leaseHeld) continue;
       const perTable = (name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) => {
         const single = metrics.singleMetric();
         single.addDimensions({ Cluster: cluster.cluster, Table: t.table });
@@ -70,6 +70,9 @@ export function publishExportMetrics(
         if (perTableMetrics !== 'none') perTable('ExportLagSeconds', MetricUnit.Seconds, lag);
         if (lag > limit) lagging += 1;
       }
+      if (t.skipped) continue;
+      tables += 1;
+      if (t.error) errors += 1;
       if (perTableMetrics !== 'all') continue;
       perTable('RowsExported', MetricUnit.Count, t.rows);
       perTable('BytesExported', MetricUnit.Bytes, t.bytes ?? 0);

@@ -60,6 +60,8 @@ export interface TableSummary {
   key?: string;
   /** Why the table was not read at all (e.g. "extension not installed"); nothing moved. */
   skipped?: string;
+  /** Skipped because another run holds the table's lease: its `watermark` (as stored) still counts for the lag alarm. */
+  leaseHeld?: true;
   /**
    * Backfills: the days (`YYYY-MM-DD`) it wrote window objects on that have a daily object, which no longer
    * holds exactly their rows until the day is compacted again with `replace`.
@@ -147,8 +149,11 @@ export async function exportTable(ctx: TableExportContext): Promise<TableSummary
       } catch (error) {
         // Another run is exporting or compacting the table (the daily compaction and the 5-minute schedule meet
         // every day): a scheduled run leaves it the table, and the next one catches up. Not an error, so not an
-        // alarm; a lease that is never given up lapses, and a table that stays behind raises the lag alarm.
+        // alarm; a lease that is never given up lapses, and a table that stays behind raises the lag alarm (its
+        // stored watermark is reported for that).
         if (!(error instanceof LeaseLostError) || mode.kind !== 'incremental') throw error;
+        summary.watermark = (await store.read(cluster.name, table.name)).watermark;
+        summary.leaseHeld = true;
         summary.skipped = `${error.message} (an export, a backfill or a compaction of the table); the next run catches up`;
         logger.warn('Table skipped', { reason: summary.skipped });
         return summary;

@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   DeleteObjectCommand,
   HeadObjectCommand,
@@ -8,12 +9,15 @@ import {
 import { describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/export';
 import type { ExportSummary } from '../../shared/export/exporter';
+import { WatermarkStore } from '../../shared/export/plan/watermark-store';
 import { dayOf, formatTimestamp, hours, minutes, toMicros } from '../../shared/export/sources/time';
 import { objectKey } from '../../shared/export/table-export';
+import { emfMetrics } from '../deploy/emitted-metrics';
 import {
   createBucket,
   createMysqlEvents,
   createWatermarkTable,
+  dynamo,
   exportDirectory,
   mysqlClusterParameters,
   mysqlNow,
@@ -217,6 +221,34 @@ describe('export handler: compaction under the (cluster, table) lease', () => {
     expect(tableOf(after)).toMatchObject({ objectsWritten: 0, objectsSkipped: 2 });
     expect(tableOf(after)?.error).toBeUndefined();
     expect(tableOf(after)?.staleDailyDays).toBeUndefined();
+  });
+});
+
+describe('export handler: a table whose lease another run keeps', () => {
+  it('is skipped without an error line, but its lag still counts in LaggingTables', async () => {
+    // A backfill invoked again and again (or a lease written by hand) holds the table; its watermark is a day behind.
+    const setup = await setUp();
+    const { path, watermarkTable } = setup;
+    const held = new WatermarkStore(dynamo, watermarkTable);
+    await held.acquire('c1', 'events', 'backfill-run', Date.now() + 10 * 60_000);
+    const metrics = new Metrics({ namespace: 'lease-lag-test', serviceName: 'log-export' });
+
+    const { result, logs } = await withLogs(() =>
+      makeHandler({ ...testRuntime({ path, watermarkTable }), metrics })({ cluster: 'c1' }),
+    );
+    const emitted = emfMetrics(logs.map((l) => JSON.stringify(l)).join('\n'));
+    const run = logs.find((l) => 'LaggingTables' in l);
+
+    expect(tableOf(result)?.skipped).toMatch(/^Another run holds the lease on c1\/events/);
+    expect(tableOf(result)?.watermark).toBe(formatTimestamp(setup.dayStart + DAY));
+    expect(logs.filter((l) => l.level === 'ERROR')).toEqual([]);
+    // Not exported (the heartbeat does not count it), but lagging: the lag alarm sees a lease that is never given up.
+    expect(run).toMatchObject({ TablesExported: 0, LaggingTables: 1, ExportTableErrors: 0 });
+    expect(emitted.find((m) => m.name === 'ExportLagSeconds')?.dimensions).toMatchObject({
+      Cluster: 'c1',
+      Table: 'events',
+    });
+    expect(emitted.some((m) => m.name === 'RowsExported')).toBe(false);
   });
 });
 

@@ -72,6 +72,31 @@ describe('export run metrics', () => {
     expect(lines.some((l) => l.Table === 'absent')).toBe(false);
   });
 
+  it('counts the lag of a table skipped for a lease another run holds, and nothing else of it', () => {
+    const { lines } = publish({
+      mode: 'scheduled',
+      clusters: [
+        {
+          cluster: 'c1',
+          tables: [
+            {
+              ...table('held', '2026-11-30T09:00:00.000000Z'),
+              skipped: 'Another run holds the lease',
+              leaseHeld: true,
+            },
+            { ...table('gone', '2026-11-30T09:00:00.000000Z'), skipped: 'extension not installed' },
+          ],
+        },
+      ],
+    });
+
+    expect(lines.find((l) => 'TablesExported' in l)).toMatchObject({ TablesExported: 0, LaggingTables: 1 });
+    expect(
+      lines.filter((l) => l.Table === 'held').map((l) => Object.keys(l).filter((k) => /^[A-Z]/.test(k))),
+    ).toEqual([['Cluster', 'Table', 'ExportLagSeconds']]);
+    expect(lines.some((l) => l.Table === 'gone')).toBe(false);
+  });
+
   it('backfills report rows and bytes but no lag', () => {
     const { metrics } = publish({
       mode: 'backfill',
