@@ -98,6 +98,8 @@ export async function runCompaction(request: CompactRequest, deps: CompactionDep
   const run = {
     date,
     replace: request.replace === true,
+    // The scheduled form (no date: yesterday) is expected to leave a daily object; nobody reads its summary.
+    expected: request.date === undefined,
     owner: `${deps.functionName ?? 'local'}:compact:${randomUUID()}`,
   };
   const results = await mapLimited(jobs, deps.concurrency, (job) =>
@@ -115,13 +117,16 @@ export async function runCompaction(request: CompactRequest, deps: CompactionDep
  * One table's day, reported as a table summary: `windows` counts the window
  * objects read, `objectsWritten` / `objectsSkipped` the daily object written
  * or found; `skipped` says why nothing was done (refused or empty), `error`
- * what failed. Everything from the watermark check to the daily object's
+ * what failed. A refusal of a run without a date (the scheduled one) is an
+ * error too, logged as one with the event that compacts the day by hand: that
+ * day would otherwise be left uncompacted without an alarm, since the schedule
+ * never comes back to it. Everything from the watermark check to the daily object's
  * completion happens under the table's lease; it is released on every path.
  */
 async function compactTable(
   cluster: string,
   table: string,
-  run: { date: string; replace: boolean; owner: string },
+  run: { date: string; replace: boolean; expected: boolean; owner: string },
   deps: CompactionDeps,
 ): Promise<TableSummary> {
   const { date, replace } = run;
@@ -129,8 +134,14 @@ async function compactTable(
   const format = deps.config.format;
   const summary: TableSummary = { table, windows: 0, rows: 0, objectsWritten: 0, objectsSkipped: 0 };
   const refuse = (reason: string) => {
-    summary.skipped = `refused: ${reason}`;
-    logger.warn('Compaction refused', { reason });
+    if (run.expected) {
+      const compactEvent = JSON.stringify({ compact: { cluster, table, date } });
+      summary.error = `Compaction of ${date} refused: ${reason}; once that is resolved, run ${compactEvent}`;
+      logger.error('Compaction refused', { reason, compactEvent });
+    } else {
+      summary.skipped = `refused: ${reason}`;
+      logger.warn('Compaction refused', { reason });
+    }
     return summary;
   };
   let held: HeldLease | undefined;

@@ -29,7 +29,7 @@ import {
   testRuntime,
 } from '../shared/export/support';
 import { mysqlAdmin, uniqueName } from '../stack/fixtures';
-import { captureOutput } from '../support/capture';
+import { withLogs } from '../support/capture';
 import { duckdbQuery, sqlString } from '../support/duckdb';
 
 /**
@@ -127,22 +127,6 @@ async function dailyRows(setup: Setup) {
 
 const etagOf = async (setup: Setup) =>
   (await s3.send(new HeadObjectCommand({ Bucket: setup.bucket, Key: dailyS3Key(setup) }))).ETag;
-
-/** Runs `work`, returning its result and the JSON log lines written meanwhile. */
-async function withLogs<T>(work: () => Promise<T>): Promise<{ result: T; logs: Record<string, unknown>[] }> {
-  const output = captureOutput();
-  try {
-    const result = await work();
-    const logs = output
-      .text()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-    return { result, logs };
-  } finally {
-    output.stop();
-  }
-}
 
 /**
  * An S3 client that holds GetObject of `key` until `open()` (`reached` resolves when it arrives), and records

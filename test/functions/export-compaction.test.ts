@@ -30,6 +30,7 @@ import {
   testRuntime,
 } from '../shared/export/support';
 import { createMysqlDatabase, mysqlAdmin, uniqueName } from '../stack/fixtures';
+import { withLogs } from '../support/capture';
 import { duckdbQuery, isoFromDuckDb, sqlString } from '../support/duckdb';
 
 /**
@@ -167,12 +168,31 @@ describe('export handler: daily compaction', () => {
   }, 180_000);
 
   it('compacts yesterday of every enabled cluster on the scheduled form', async () => {
-    const summary = await handler({ compact: {} });
+    const { result: summary, logs } = await withLogs(() => handler({ compact: {} }));
     expect(summary.mode).toBe('compact');
-    expect(summary.date).toBe(dayOf(Date.now() * 1000 - DAY));
+    const yesterday = dayOf(Date.now() * 1000 - DAY);
+    expect(summary.date).toBe(yesterday);
     expect(summary.clusters.map((c) => c.cluster)).toEqual(['c1']);
-    // Yesterday is not committed (the watermark stops an hour into it): refused, nothing written.
-    expect(summary.clusters[0]?.tables[0]?.skipped).toMatch(/^refused: /);
+    // Yesterday is not committed (the watermark stops an hour into it): refused, nothing written. The schedule
+    // never comes back to that day, so the refusal is an error, logged as one (the alarm), with the event to run.
+    const compactEvent = JSON.stringify({ compact: { cluster: 'c1', table: 'events', date: yesterday } });
+    expect(summary.clusters[0]?.tables[0]?.skipped).toBeUndefined();
+    expect(summary.clusters[0]?.tables[0]?.error).toMatch(
+      new RegExp(
+        `^Compaction of ${yesterday} refused: the watermark .* has not passed the end of ${yesterday}`,
+      ),
+    );
+    expect(
+      summary.clusters[0]?.tables[0]?.error?.endsWith(`; once that is resolved, run ${compactEvent}`),
+    ).toBe(true);
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        level: 'ERROR',
+        message: 'Compaction refused',
+        table: 'events',
+        compactEvent,
+      }),
+    );
     expect([...(await dailyObjects(setup.bucket)).keys()].every((k) => k.includes(`dt=${setup.day}/`))).toBe(
       true,
     );

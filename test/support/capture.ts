@@ -21,3 +21,21 @@ export function captureOutput(): { text(): string; stop(): void } {
     },
   };
 }
+
+/** Runs `work`, returning its result and the JSON log lines written meanwhile. */
+export async function withLogs<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; logs: Record<string, unknown>[] }> {
+  const output = captureOutput();
+  try {
+    const result = await work();
+    const logs = output
+      .text()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    return { result, logs };
+  } finally {
+    output.stop();
+  }
+}

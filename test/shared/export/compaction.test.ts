@@ -12,7 +12,7 @@ import type { Sink } from '../../../shared/export/sinks/sink';
 import type { TableDefinition } from '../../../shared/export/sources/table-definition';
 import { dailyKey, objectKey } from '../../../shared/export/table-export';
 import { createLogger } from '../../../shared/log';
-import { captureOutput } from '../../support/capture';
+import { withLogs } from '../../support/capture';
 import { createWatermarkTable, dynamo, readWatermark, setWatermark } from './support';
 
 /**
@@ -161,22 +161,6 @@ function holdingReadsOf(inner: Sink, key: string) {
   return { sink, reached, open };
 }
 
-/** The JSON log lines written while `work` ran. */
-async function logsOf<T>(work: () => Promise<T>): Promise<{ result: T; logs: Record<string, unknown>[] }> {
-  const output = captureOutput();
-  try {
-    const result = await work();
-    const logs = output
-      .text()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-    return { result, logs };
-  } finally {
-    output.stop();
-  }
-}
-
 const leaseOwner = async (watermarks: string, table = 'events') =>
   (await readWatermark(watermarks, 'c1', table))?.leaseOwner;
 
@@ -188,7 +172,7 @@ describe('compaction: the table’s lease', () => {
     await put(root, windowKey('00:00', '00:05', DAY, 'audit'), ['{"a":1}']);
     const holder = await store.acquire('c1', 'events', 'export-run', Date.now() + 60_000);
 
-    const { result, logs } = await logsOf(() =>
+    const { result, logs } = await withLogs(() =>
       compact(root, { store, leaseWaitMs: 300, request: { table: undefined } }),
     );
 
@@ -286,7 +270,7 @@ describe('compaction: the table’s lease', () => {
     const held = holdingReadsOf(new FileSink(root), windowKey('00:05', '00:10'));
 
     // The invocation has half a second left: so has its lease.
-    const running = logsOf(() => compact(root, { store, sink: held.sink, remainingMs: () => 500 }));
+    const running = withLogs(() => compact(root, { store, sink: held.sink, remainingMs: () => 500 }));
     await held.reached;
     await new Promise((resolve) => setTimeout(resolve, 800));
     await store.acquire('c1', 'events', 'taker', Date.now() + 60_000);
