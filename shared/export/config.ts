@@ -140,12 +140,21 @@ const configObject = z
     z.superRefine((config, ctx) => {
       // A run reads only the subtrees it needs, so clusters may be absent here: loadExportConfig checks that
       // enabled clusters have parameters. Their names become SSM paths (clusters/<name>) and keys.
-      for (const name of config.global['enabled-clusters'] ?? []) {
+      const enabled = config.global['enabled-clusters'] ?? [];
+      for (const [index, name] of enabled.entries()) {
         if (!CLUSTER_NAME.test(name)) {
           ctx.addIssue({
             code: 'custom',
             path: ['global', 'enabled-clusters'],
             message: `"${name}" is not a valid cluster name`,
+          });
+        } else if (enabled.indexOf(name) !== index) {
+          // Listed twice, a cluster would be exported (or compacted, or invoked) twice at once: one run of each
+          // table refused its lease, the other doing the work.
+          ctx.addIssue({
+            code: 'custom',
+            path: ['global', 'enabled-clusters'],
+            message: `"${name}" is listed more than once`,
           });
         }
       }

@@ -193,6 +193,17 @@ describe('export handler: a run reads only its own part of the configuration', (
     );
   });
 
+  it('refuses an enabled cluster listed twice, before writing anything', async () => {
+    const { path, watermarkTable, bucket } = await setUp({ 'global/enabled-clusters': ['c1', 'c1'] });
+
+    const failure = makeHandler(testRuntime({ path, watermarkTable }))(scheduled);
+
+    await expect(failure).rejects.toBeInstanceOf(ConfigError);
+    await expect(failure).rejects.toThrow(`${path}/global/enabled-clusters: "c1" is listed more than once`);
+    expect(await countItems(watermarkTable)).toBe(0);
+    expect((await readS3Objects(bucket)).size).toBe(0);
+  });
+
   it('refuses an event whose cluster is not a cluster name without reading SSM', async () => {
     const { path, watermarkTable } = await setUp({});
     const { ssm, requests } = countingSsm();
