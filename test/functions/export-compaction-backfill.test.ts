@@ -31,6 +31,7 @@ import {
 import { mysqlAdmin, uniqueName } from '../stack/fixtures';
 import { withLogs } from '../support/capture';
 import { duckdbQuery, sqlString } from '../support/duckdb';
+import { gate } from '../support/gate';
 
 /**
  * Compaction beside exports and backfills, against MariaDB and moto: the
@@ -133,29 +134,19 @@ const etagOf = async (setup: Setup) =>
  * the keys of every HeadObject.
  */
 function watchedS3(key?: string) {
-  let open = () => {};
-  let arrive = () => {};
-  const gate = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  const reached = new Promise<void>((resolve) => {
-    arrive = resolve;
-  });
+  const held = gate();
   const heads: string[] = [];
   const client = new S3Client({ forcePathStyle: true });
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const input = args.input as { Key?: string };
       if (context.commandName === 'HeadObjectCommand') heads.push(input.Key ?? '');
-      if (context.commandName === 'GetObjectCommand' && input.Key === key) {
-        arrive();
-        await gate;
-      }
+      if (context.commandName === 'GetObjectCommand' && input.Key === key) await held.pass();
       return next(args);
     },
     { step: 'initialize', name: 'watchS3' },
   );
-  return { client, reached, open, heads };
+  return { client, reached: held.reached, open: held.open, heads };
 }
 
 describe('export handler: compaction under the (cluster, table) lease', () => {

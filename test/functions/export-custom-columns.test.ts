@@ -42,8 +42,16 @@ beforeAll(async () => {
   }
 });
 
-/** One run of a PostgreSQL custom export `query` into a fresh directory, in `format`. */
-async function exportQuery(format: OutputFormat, query: string) {
+/**
+ * One run of a custom export `query` of cluster `c` (PostgreSQL unless `parameters` say otherwise: the cluster's
+ * connection parameters) into a fresh directory, in `format`.
+ */
+async function exportQuery(
+  format: OutputFormat,
+  query: string,
+  c = 'p1',
+  parameters: Record<string, string | { secure: string }> = postgresClusterParameters(c, database),
+) {
   const path = `/${uniqueName('export')}`;
   const directory = exportDirectory();
   const watermarkTable = await createWatermarkTable();
@@ -52,15 +60,15 @@ async function exportQuery(format: OutputFormat, query: string) {
     'global/window-minutes': '15',
     'global/initial-lookback-hours': '4',
     'global/format': format,
-    ...postgresClusterParameters('p1', database),
-    'clusters/p1/tables': 'none',
-    'clusters/p1/custom/picked/query': query,
-    'clusters/p1/custom/picked/watermark-column': 'at',
+    ...parameters,
+    [`clusters/${c}/tables`]: 'none',
+    [`clusters/${c}/custom/picked/query`]: query,
+    [`clusters/${c}/custom/picked/watermark-column`]: 'at',
   });
-  const summary = await makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'p1' });
+  const summary = await makeHandler(testRuntime({ path, watermarkTable }))({ cluster: c });
   const table = summary.clusters[0]?.tables[0];
   const files = await readdir(directory, { recursive: true });
-  return { table, directory, files, watermark: await readWatermark(watermarkTable, 'p1', 'picked') };
+  return { table, directory, files, watermark: await readWatermark(watermarkTable, c, 'picked') };
 }
 
 describe('custom export column names', () => {
@@ -118,22 +126,15 @@ break" FROM ev`;
 
   it('MariaDB refuses two columns of one name itself (a derived table), before anything is written', async () => {
     const events = await createMysqlEvents([{ id: 1, at: Date.now() * 1000 - 3_600_000_000 }]);
-    const path = `/${uniqueName('export')}`;
-    const directory = exportDirectory();
-    const watermarkTable = await createWatermarkTable();
-    await putParameters(path, {
-      'global/destination': `file://${directory}`,
-      'global/window-minutes': '15',
-      'global/initial-lookback-hours': '4',
-      ...mysqlClusterParameters('m1'),
-      'clusters/m1/tables': 'none',
-      'clusters/m1/custom/picked/query': events.query.replace('note', 'note AS id'),
-      'clusters/m1/custom/picked/watermark-column': 'at',
-    });
 
-    const summary = await makeHandler(testRuntime({ path, watermarkTable }))({ cluster: 'm1' });
+    const { table, files } = await exportQuery(
+      'jsonl.gz',
+      events.query.replace('note', 'note AS id'),
+      'm1',
+      mysqlClusterParameters('m1'),
+    );
 
-    expect(summary.clusters[0]?.tables[0]?.error).toMatch(/Duplicate column name 'id'/);
-    expect(await readdir(directory, { recursive: true })).toEqual([]);
+    expect(table?.error).toMatch(/Duplicate column name 'id'/);
+    expect(files).toEqual([]);
   });
 });

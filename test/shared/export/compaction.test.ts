@@ -13,6 +13,7 @@ import type { TableDefinition } from '../../../shared/export/sources/table-defin
 import { dailyKey, objectKey } from '../../../shared/export/table-export';
 import { createLogger } from '../../../shared/log';
 import { withLogs } from '../../support/capture';
+import { gate } from '../../support/gate';
 import { createWatermarkTable, dynamo, readWatermark, setWatermark } from './support';
 
 /**
@@ -137,28 +138,18 @@ describe('compaction: the day’s keys', () => {
 
 /** `sink`, with the reads of `key` held until `open()`; `reached` resolves when the first of them starts. */
 function holdingReadsOf(inner: Sink, key: string) {
-  let open = () => {};
-  let arrive = () => {};
-  const gate = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  const reached = new Promise<void>((resolve) => {
-    arrive = resolve;
-  });
+  const held = gate();
   const sink: Sink = {
     describe: (k) => inner.describe(k),
     exists: (k) => inner.exists(k),
     write: (k, body, options) => inner.write(k, body, options),
     list: (directory) => inner.list(directory),
     read: async (k) => {
-      if (k === key) {
-        arrive();
-        await gate;
-      }
+      if (k === key) await held.pass();
       return inner.read(k);
     },
   };
-  return { sink, reached, open };
+  return { sink, reached: held.reached, open: held.open };
 }
 
 const leaseOwner = async (watermarks: string, table = 'events') =>

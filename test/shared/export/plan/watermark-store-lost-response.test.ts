@@ -71,15 +71,37 @@ afterEach(() => {
   clients = [];
 });
 
-/** A store on the losing client, holding a lease on a fresh item that has one window committed (W1, 2 rows). */
-async function storeWithLease() {
+/** A store on a fresh table, through a client that can lose an answer. */
+async function losingStore(now?: () => number) {
   const losing = clientThatLosesAnAnswer();
   clients.push(losing.client);
   const table = await createWatermarkTable();
-  const store = new WatermarkStore(losing.client, table);
+  return { losing, table, store: new WatermarkStore(losing.client, table, now) };
+}
+
+/** A store on the losing client, holding a lease on a fresh item that has one window committed (W1, 2 rows). */
+async function storeWithLease() {
+  const { losing, table, store } = await losingStore();
   const first = await store.acquire('c1', 'events', 'run-a', Date.now() + MINUTE);
   const lease = await store.advance(first, W1, 2, Date.now() + MINUTE);
   return { ...losing, table, store, lease };
+}
+
+/**
+ * Run-a's lease with one window committed (W1, 2 rows), two minutes later: lapsed, for another run to take.
+ * The store's clock is `clock.now`.
+ */
+async function lapsedRun() {
+  const clock = { now: 1_700_000_000_000 };
+  const { losing, table, store } = await losingStore(() => clock.now);
+  const lapsed = await store.advance(
+    await store.acquire('c1', 'events', 'run-a', clock.now + MINUTE),
+    W1,
+    2,
+    clock.now + MINUTE,
+  );
+  clock.now += 2 * MINUTE;
+  return { losing, table, store, lapsed, clock };
 }
 
 /** The lost attempt was applied, and the SDK sent the very same request once more. */
@@ -174,10 +196,7 @@ describe('WatermarkStore when the answer to an applied write is lost and the SDK
   });
 
   it('acquire succeeds as it is: the retry passes as the lease owner and bumps version once more', async () => {
-    const losing = clientThatLosesAnAnswer();
-    clients.push(losing.client);
-    const table = await createWatermarkTable();
-    const store = new WatermarkStore(losing.client, table);
+    const { losing, table, store } = await losingStore();
     losing.loseNextAnswer();
 
     const lease = await store.acquire('c1', 'events', 'run-a', Date.now() + MINUTE);
@@ -193,18 +212,8 @@ describe('WatermarkStore when the answer to an applied write is lost and the SDK
 
 describe('WatermarkStore with a lost answer around a lease that is genuinely lost', () => {
   it('refuses the commit of a run whose lease was taken over and committed to: the token is not its own', async () => {
-    let now = 1_700_000_000_000;
-    const losing = clientThatLosesAnAnswer();
-    clients.push(losing.client);
-    const table = await createWatermarkTable();
-    const store = new WatermarkStore(losing.client, table, () => now);
-    const lapsed = await store.advance(
-      await store.acquire('c1', 'events', 'run-a', now + MINUTE),
-      W1,
-      2,
-      now + MINUTE,
-    );
-    now += 2 * MINUTE;
+    const { losing, table, store, lapsed, clock } = await lapsedRun();
+    const now = clock.now;
     const taker = await store.advance(
       await store.acquire('c1', 'events', 'run-b', now + MINUTE),
       W2,
@@ -225,18 +234,8 @@ describe('WatermarkStore with a lost answer around a lease that is genuinely los
   });
 
   it("refuses the last commit of a run whose lease was taken over, though the item still carries that run's previous token", async () => {
-    let now = 1_700_000_000_000;
-    const losing = clientThatLosesAnAnswer();
-    clients.push(losing.client);
-    const table = await createWatermarkTable();
-    const store = new WatermarkStore(losing.client, table, () => now);
-    const lapsed = await store.advance(
-      await store.acquire('c1', 'events', 'run-a', now + MINUTE),
-      W1,
-      2,
-      now + MINUTE,
-    );
-    now += 2 * MINUTE;
+    const { losing, table, store, lapsed, clock } = await lapsedRun();
+    const now = clock.now;
     // An acquire writes no token: the item's lastWrite is still run-a's advance.
     const taker = await store.acquire('c1', 'events', 'run-b', now + MINUTE);
     losing.loseNextAnswer();
@@ -269,10 +268,7 @@ describe('WatermarkStore with a lost answer around a lease that is genuinely los
   });
 
   it('refuses an acquire while another run holds the lease', async () => {
-    const losing = clientThatLosesAnAnswer();
-    clients.push(losing.client);
-    const table = await createWatermarkTable();
-    const store = new WatermarkStore(losing.client, table);
+    const { losing, table, store } = await losingStore();
     const held = await store.acquire('c1', 'events', 'run-b', Date.now() + MINUTE);
     losing.loseNextAnswer();
 
